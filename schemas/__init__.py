@@ -1,0 +1,1 @@
+"""The message contracts of perfloop: vocabulary, messages, topics and configuration."""

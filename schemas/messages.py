@@ -1,0 +1,346 @@
+"""pydantic models of every message on every perfloop topic.
+
+Every message carries ``schema_version``; numbers are finite, names bounded, and area, cause
+and remedy names must come from :mod:`schemas.vocabulary`.
+
+>>> MetricPoint(service="checkout", metric="latency_ms", value=12.5, ts=1_700_000_000).value
+12.5
+>>> MetricPoint(service="checkout", metric="memory_bytes", value=-1, ts=1_700_000_000)
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for MetricPoint
+value
+  Value error, value: -1.0 is negative, but metric 'memory_bytes' cannot be negative ...
+...
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from schemas.vocabulary import AREAS, NON_NEGATIVE_METRICS, REMEDY_TREE, causes_of
+
+SCHEMA_VERSION = 1
+MIN_TS = 946_684_800.0  # 2000-01-01
+MAX_FUTURE_S = 3600.0
+MAX_BATCH_POINTS = 100_000
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return value
+
+
+def _sane_ts(value: float) -> float:
+    _finite(value)
+    if value < MIN_TS:
+        raise ValueError(f"{value!r} is before 2000-01-01 (seconds since the epoch expected)")
+    if value > time.time() + MAX_FUTURE_S:
+        raise ValueError(f"{value!r} is more than {MAX_FUTURE_S:.0f} s in the future")
+    return value
+
+
+Finite = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_finite)]
+Timestamp = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_sane_ts)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@-]+$")
+]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+Labels = Annotated[dict[Name, Annotated[str, StringConstraints(max_length=128)]], Field(max_length=16)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+AreaName = Literal["memory", "latency", "throughput", "cache", "attribution"]
+Verdict = Literal["resolved", "improved", "unchanged", "regressed", "no_data"]
+ResultStatus = Literal["applied", "failed", "rejected", "duplicate", "expired"]
+IncidentState = Literal["breached", "diagnosed", "acting", "verifying", "resolved", "escalated"]
+ParamValue = float | int | bool | Annotated[str, StringConstraints(max_length=256)]
+
+
+class Message(BaseModel):
+    """Common base: strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+def _check_cause(area: str, cause: str) -> None:
+    if cause not in causes_of(area):
+        raise ValueError(
+            f"cause: {cause!r} is not a cause of area {area!r}; known: {', '.join(causes_of(area))}"
+        )
+
+
+def _non_negative(metric: str, value: float) -> None:
+    if metric in NON_NEGATIVE_METRICS and value < 0:
+        raise ValueError(f"value: {value!r} is negative, but metric {metric!r} cannot be negative")
+
+
+class MetricPoint(Message):
+    """One observation of one metric of one service at event time ``ts`` (epoch seconds)."""
+
+    service: Name
+    metric: Name
+    value: Finite
+    ts: Timestamp
+    labels: Labels = Field(default_factory=dict)
+
+    @field_validator("value")
+    @classmethod
+    def _value_sign(cls, value: float, info: Any) -> float:
+        _non_negative(info.data.get("metric", ""), value)
+        return value
+
+
+class MetricBatch(Message):
+    """One series' observations as columns: ``ts[i]`` is the event time of ``values[i]``."""
+
+    service: Name
+    metric: Name
+    labels: Labels = Field(default_factory=dict)
+    ts: Annotated[list[Timestamp], Field(min_length=1, max_length=MAX_BATCH_POINTS)]
+    values: Annotated[list[Finite], Field(min_length=1, max_length=MAX_BATCH_POINTS)]
+
+    @model_validator(mode="after")
+    def _columns(self) -> MetricBatch:
+        if len(self.ts) != len(self.values):
+            raise ValueError(
+                f"values: length {len(self.values)} differs from ts length {len(self.ts)}"
+            )
+        if self.metric in NON_NEGATIVE_METRICS:
+            for value in self.values:
+                _non_negative(self.metric, value)
+        return self
+
+
+class DeadLetter(Message):
+    """Input that failed validation (or came too late), with the original bytes."""
+
+    kind: Literal["invalid", "late"]
+    reason: Text
+    field: Annotated[str, StringConstraints(max_length=256)] | None = None
+    source_topic: Name
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key_b64: str | None = None
+    value_b64: str
+    rejected_at: Finite
+    points: int = Field(1, ge=0)
+
+
+class SeriesAggregate(BaseModel):
+    """The aggregates of one (metric, labels) series over one window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metric: Name
+    labels: Labels = Field(default_factory=dict)
+    count: int = Field(ge=1)
+    sum: Finite
+    min: Finite
+    max: Finite
+    mean: Finite
+    last: Finite
+    p50: Finite
+    p95: Finite
+    p99: Finite
+    sample: Annotated[list[Finite], Field(max_length=4096)] = Field(default_factory=list)
+
+
+class WindowAggregate(Message):
+    """One closed event-time window of one service, with every series seen in it."""
+
+    window_id: Name
+    service: Name
+    start: Timestamp
+    end: Timestamp
+    series: Annotated[list[SeriesAggregate], Field(max_length=10_000)]
+
+    def get(self, metric: str, labels: dict[str, str] | None = None) -> SeriesAggregate | None:
+        """The series for ``metric`` (unlabelled unless ``labels`` is given), if present."""
+        want = labels or {}
+        for s in self.series:
+            if s.metric == metric and s.labels == want:
+                return s
+        return None
+
+
+class Breach(Message):
+    """A threshold crossed by a service in one area, for ``windows`` windows in a row."""
+
+    breach_id: Name
+    service: Name
+    area: AreaName
+    signal: Name
+    observed: Finite
+    threshold: Finite
+    direction: Literal["above", "below"]
+    window_start: Timestamp
+    window_end: Timestamp
+    first_window_start: Timestamp
+    windows: int = Field(ge=1)
+
+
+class FeatureAttribution(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Name
+    value: Finite
+    attribution: Finite
+
+
+class Diagnosis(Message):
+    """The cause a model gives a breach, with its probabilities and explanation."""
+
+    diagnosis_id: Name
+    breach_id: Name
+    incident_id: Name | None = None
+    service: Name
+    area: AreaName
+    cause: Name
+    probabilities: dict[Name, Probability]
+    decider: Literal["prior", "river", "torch", "ensemble"]
+    top_features: Annotated[list[FeatureAttribution], Field(max_length=50)]
+    attribution_entropy: Finite
+    attribution_sparsity: Finite
+    prequential_accuracy: Probability | None = None
+    labels_seen: int = Field(0, ge=0)
+    features: dict[Name, Finite] = Field(default_factory=dict)
+    window_end: Timestamp
+
+    @model_validator(mode="after")
+    def _causes(self) -> Diagnosis:
+        _check_cause(self.area, self.cause)
+        unknown = set(self.probabilities) - set(causes_of(self.area))
+        if unknown:
+            raise ValueError(f"probabilities: unknown causes {sorted(unknown)} for {self.area!r}")
+        return self
+
+
+class ActionCommand(Message):
+    """A signed optimization command for executors (see ``actions.signing``)."""
+
+    action_id: Name
+    incident_id: Name
+    service: Name
+    area: AreaName
+    cause: Name
+    remedy: Name
+    params: Annotated[dict[Name, ParamValue], Field(max_length=32)] = Field(default_factory=dict)
+    attempt: int = Field(ge=1, le=1000)
+    issued_at: Timestamp
+    expires_at: Timestamp
+    dry_run: bool = False
+    device: Annotated[str, StringConstraints(max_length=32)] | None = None
+    key_id: Name
+    signature: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+    @model_validator(mode="after")
+    def _remedy(self) -> ActionCommand:
+        _check_cause(self.area, self.cause)
+        if self.remedy not in REMEDY_TREE[self.area][self.cause]:
+            raise ValueError(
+                f"remedy: {self.remedy!r} is not a remedy for {self.area}/{self.cause}"
+            )
+        if self.expires_at <= self.issued_at:
+            raise ValueError(f"expires_at: {self.expires_at} is not after issued_at")
+        return self
+
+
+class ActionResult(Message):
+    """What an executor did with a command."""
+
+    action_id: Name
+    incident_id: Name | None = None
+    service: Name | None = None
+    status: ResultStatus
+    detail: Text = ""
+    handler: Name | None = None
+    executor: Name | None = None
+    duration_ms: Annotated[float, Field(ge=0)] = 0.0
+    ts: Finite
+
+
+class SampleSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    n: int = Field(ge=0)
+    median: Finite | None = None
+    mean: Finite | None = None
+    p95: Finite | None = None
+    stat: Finite | None = None
+
+
+class Verification(Message):
+    """The verdict on one applied remedy: post-action windows against the baseline."""
+
+    verification_id: Name
+    incident_id: Name
+    action_id: Name
+    service: Name
+    area: AreaName
+    verdict: Verdict
+    baseline: SampleSummary
+    post: SampleSummary
+    statistic: Finite | None = None
+    p_value: Probability | None = None
+    effect_size: Finite | None = None
+    clear_condition_met: bool = False
+    window_end: Timestamp
+
+
+class IncidentTransition(Message):
+    """One state change of an incident: the audit trail of what perfloop did and why."""
+
+    incident_id: Name
+    seq: int = Field(ge=0)
+    service: Name
+    area: AreaName
+    from_state: IncidentState | None
+    to_state: IncidentState
+    reason: Text
+    attempt: int = Field(0, ge=0)
+    ts: Finite
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Label(Message):
+    """A confirmed cause for an incident, used as a training label."""
+
+    incident_id: Name
+    service: Name
+    area: AreaName
+    cause: Name
+    source: Literal["verification", "person"] = "person"
+    ts: Finite
+
+    @model_validator(mode="after")
+    def _cause(self) -> Label:
+        _check_cause(self.area, self.cause)
+        return self
+
+
+#: topic role -> the message model(s) it carries.
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    "metric_point": MetricPoint,
+    "metric_batch": MetricBatch,
+    "dead_letter": DeadLetter,
+    "window_aggregate": WindowAggregate,
+    "breach": Breach,
+    "diagnosis": Diagnosis,
+    "action_command": ActionCommand,
+    "action_result": ActionResult,
+    "verification": Verification,
+    "incident_transition": IncidentTransition,
+    "label": Label,
+}
+
+assert set(AREAS) == {"memory", "latency", "throughput", "cache", "attribution"}
