@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,7 +32,7 @@ from pydantic import (
 
 from schemas.vocabulary import AREAS, NON_NEGATIVE_METRICS, REMEDY_TREE, causes_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MIN_TS = 946_684_800.0  # 2000-01-01
 MAX_FUTURE_S = 3600.0
 MAX_BATCH_POINTS = 100_000
@@ -59,7 +59,9 @@ Name = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@-]+$")
 ]
 Text = Annotated[str, StringConstraints(max_length=4000)]
-Labels = Annotated[dict[Name, Annotated[str, StringConstraints(max_length=128)]], Field(max_length=16)]
+Labels = Annotated[
+    dict[Name, Annotated[str, StringConstraints(max_length=128)]], Field(max_length=16)
+]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 AreaName = Literal["memory", "latency", "throughput", "cache", "attribution"]
 Verdict = Literal["resolved", "improved", "unchanged", "regressed", "no_data"]

@@ -98,7 +98,9 @@ class BrokerStatus:
                 f"kafka {self.version} is up at {self.bootstrap} (pid {self.pid}, "
                 f"run folder {self.run_dir})"
             )
-        return f"kafka {self.version} is not running at {self.bootstrap} (run folder {self.run_dir})"
+        return (
+            f"kafka {self.version} is not running at {self.bootstrap} (run folder {self.run_dir})"
+        )
 
 
 class LocalKafka:
