@@ -53,8 +53,8 @@ def _sane_ts(value: float) -> float:
     return value
 
 
-Finite = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_finite)]
-Timestamp = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_sane_ts)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=True), AfterValidator(_finite)]
+Timestamp = Annotated[float, Field(strict=True, allow_inf_nan=True), AfterValidator(_sane_ts)]
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@-]+$")
 ]
@@ -75,6 +75,13 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: Literal[1] = SCHEMA_VERSION
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _exact_version(cls, value: Any) -> Any:
+        if type(value) is not int:
+            raise ValueError(f"schema_version: {value!r} must be the integer 1")
+        return value
 
 
 def _check_cause(area: str, cause: str) -> None:
@@ -164,8 +171,8 @@ class WindowAggregate(Message):
 
     window_id: Name
     service: Name
-    start: Timestamp
-    end: Timestamp
+    start: Finite
+    end: Finite
     series: Annotated[list[SeriesAggregate], Field(max_length=10_000)]
 
     def get(self, metric: str, labels: dict[str, str] | None = None) -> SeriesAggregate | None:
@@ -187,9 +194,9 @@ class Breach(Message):
     observed: Finite
     threshold: Finite
     direction: Literal["above", "below"]
-    window_start: Timestamp
-    window_end: Timestamp
-    first_window_start: Timestamp
+    window_start: Finite
+    window_end: Finite
+    first_window_start: Finite
     windows: int = Field(ge=1)
 
 
@@ -217,7 +224,7 @@ class Diagnosis(Message):
     prequential_accuracy: Probability | None = None
     labels_seen: int = Field(0, ge=0)
     features: dict[Name, Finite] = Field(default_factory=dict)
-    window_end: Timestamp
+    window_end: Finite
 
     @model_validator(mode="after")
     def _causes(self) -> Diagnosis:
@@ -296,7 +303,7 @@ class Verification(Message):
     p_value: Probability | None = None
     effect_size: Finite | None = None
     clear_condition_met: bool = False
-    window_end: Timestamp
+    window_end: Finite
 
 
 class IncidentTransition(Message):

@@ -1,0 +1,248 @@
+"""A mergeable quantile sketch with relative accuracy (DDSketch-style), vectorized with numpy.
+
+A value ``v > 0`` falls in the log bucket ``k = ceil(log(v) / log(gamma))`` with
+``gamma = (1 + alpha) / (1 - alpha)``; the bucket ``(gamma**(k-1), gamma**k]`` is reported as
+``2 * gamma**k / (gamma + 1)``, within ``alpha`` of every value in it. Negative values go to a
+mirrored store keyed by ``-v``; zeros are counted apart. Each store is an offset plus a dense
+``int64`` array and holds at most ``max_buckets`` buckets: beyond that the lowest buckets are
+collapsed into one (only the quantiles of the smallest magnitudes lose accuracy).
+
+Quantiles follow the nearest-rank ("lower") convention: ``quantile(q)`` estimates the element
+at sorted position ``floor(q * (n - 1))``, like ``numpy.percentile(..., method="lower")``.
+
+>>> s = QuantileSketch()
+>>> s.add([1.0, 2.0, 3.0, 4.0, 100.0])
+>>> s.count
+5
+>>> round(s.quantile(0.5), 1), round(s.quantile(1.0), 0)
+(3.0, 100.0)
+>>> t = QuantileSketch.from_bytes(s.to_bytes())
+>>> t.quantile(0.5) == s.quantile(0.5)
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+DEFAULT_ALPHA = 0.01
+DEFAULT_MAX_BUCKETS = 2048
+_ROOM = 8  # least spare buckets on each side when a store grows
+
+
+class _Store:
+    """Counts per bucket key in a dense array starting at key ``offset`` (with some room on
+    both sides); the occupied keys lie in ``[lo, hi]``, at most ``max_buckets`` wide. Only the
+    occupied range decides anything, so a restored store behaves exactly like the original."""
+
+    __slots__ = ("offset", "counts", "lo", "hi", "total", "max_buckets")
+
+    def __init__(self, max_buckets: int) -> None:
+        self.offset = 0
+        self.counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.lo, self.hi, self.total = 0, -1, 0
+        self.max_buckets = max_buckets
+
+    def add_key(self, key: int) -> None:
+        if self.lo <= key <= self.hi:
+            self.counts[key - self.offset] += 1
+            self.total += 1
+        else:
+            self.add_keys(np.array([key], dtype=np.int64))
+
+    def add_keys(self, keys: npt.NDArray[np.int64]) -> None:
+        if keys.size == 0:
+            return
+        kmin, kmax = int(keys.min()), int(keys.max())
+        floor = self._cover(kmin, kmax)
+        if kmin < floor:  # collapse keys below the floor into the lowest kept bucket
+            keys = np.maximum(keys, floor)
+            kmin, kmax = floor, max(kmax, floor)
+        start, width = kmin - self.offset, kmax - kmin + 1
+        self.counts[start : start + width] += np.bincount(keys - kmin, minlength=width)
+        self.total += int(keys.size)
+
+    def add_counts(self, first: int, counts: npt.NDArray[np.int64]) -> None:
+        nz = np.flatnonzero(counts)
+        if nz.size == 0:
+            return
+        counts = counts[nz[0] : nz[-1] + 1]
+        kmin = first + int(nz[0])
+        floor = self._cover(kmin, kmin + counts.size - 1)
+        total = int(counts.sum())
+        if kmin < floor:
+            cut = min(floor - kmin, counts.size)
+            self.counts[floor - self.offset] += int(counts[:cut].sum())
+            counts, kmin = counts[cut:], floor
+        start = kmin - self.offset
+        self.counts[start : start + counts.size] += counts
+        self.total += total
+
+    def _cover(self, kmin: int, kmax: int) -> int:
+        """Make room for keys ``kmin..kmax``, collapsing the lowest buckets if the occupied
+        range would pass ``max_buckets``; return the lowest key kept."""
+        lo, hi = (min(kmin, self.lo), max(kmax, self.hi)) if self.total else (kmin, kmax)
+        lo = max(lo, hi - self.max_buckets + 1)
+        end = self.offset + self.counts.size
+        if lo < self.offset or hi >= end or (self.total and self.lo < lo):
+            self._rebuild(lo, hi)
+        self.lo, self.hi = lo, hi
+        return lo
+
+    def _rebuild(self, lo: int, hi: int) -> None:
+        room = _ROOM + (hi - lo) // 2  # grow geometrically: few reallocations per store
+        offset = lo - room
+        new = np.zeros(hi - lo + 1 + 2 * room, dtype=np.int64)
+        if self.total:
+            src = self.counts[self.lo - self.offset : self.hi - self.offset + 1]
+            src_lo = self.lo
+            if src_lo < lo:  # collapse the occupied buckets below ``lo``
+                cut = min(lo - src_lo, src.size)
+                new[lo - offset] += int(src[:cut].sum())
+                src, src_lo = src[cut:], src_lo + cut
+            new[src_lo - offset : src_lo - offset + src.size] += src
+        self.offset, self.counts = offset, new
+
+    def occupied(self) -> npt.NDArray[np.int64]:
+        return self.counts[self.lo - self.offset : self.hi - self.offset + 1]
+
+    def key_at_rank(self, rank: float, reverse: bool) -> int:
+        counts = self.occupied()
+        if reverse:
+            counts = counts[::-1]
+        i = min(int(np.searchsorted(np.cumsum(counts), rank, side="right")), counts.size - 1)
+        return self.hi - i if reverse else self.lo + i
+
+    def to_json(self) -> list[Any]:
+        return [self.lo, self.occupied().tolist()] if self.total else [0, []]
+
+    def load_json(self, data: list[Any]) -> None:
+        self.counts = np.asarray(data[1], dtype=np.int64).reshape(-1)
+        self.offset = self.lo = int(data[0])
+        self.hi = self.lo + self.counts.size - 1
+        self.total = int(self.counts.sum())
+
+
+class QuantileSketch:
+    """Mergeable quantile sketch with relative accuracy ``alpha``.
+
+    >>> a, b = QuantileSketch(), QuantileSketch()
+    >>> a.add([0.0, -5.0, 10.0]); b.add([20.0, 30.0])
+    >>> a.merge(b)
+    >>> a.count, round(a.quantile(0.0), 1), a.quantile(0.25)
+    (5, -5.0, 0.0)
+    """
+
+    __slots__ = ("alpha", "max_buckets", "zero_count", "_pos", "_neg", "_gamma", "_inv_log_gamma")
+
+    def __init__(
+        self, alpha: float = DEFAULT_ALPHA, max_buckets: int = DEFAULT_MAX_BUCKETS
+    ) -> None:
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha: {alpha!r} must be between 0 and 1")
+        if max_buckets < 2:
+            raise ValueError(f"max_buckets: {max_buckets!r} must be at least 2")
+        self.alpha = alpha
+        self.max_buckets = max_buckets
+        self.zero_count = 0
+        self._pos = _Store(max_buckets)
+        self._neg = _Store(max_buckets)
+        self._gamma = (1.0 + alpha) / (1.0 - alpha)
+        self._inv_log_gamma = 1.0 / math.log(self._gamma)
+
+    @property
+    def count(self) -> int:
+        """How many values were added (or merged in)."""
+        return self.zero_count + self._pos.total + self._neg.total
+
+    def keys(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """The bucket key of each (non-zero) value's magnitude."""
+        return np.ceil(np.log(np.abs(values)) * self._inv_log_gamma).astype(np.int64)
+
+    def add(self, values: npt.ArrayLike) -> None:
+        """Add finite values (one numpy pass; non-finite values are the caller's to reject)."""
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+        if arr.size == 0:
+            return
+        if float(arr.min()) > 0.0:
+            self._pos.add_keys(self.keys(arr))
+            return
+        pos = arr[arr > 0.0]
+        neg = arr[arr < 0.0]
+        self.zero_count += int(arr.size - pos.size - neg.size)
+        if pos.size:
+            self._pos.add_keys(self.keys(pos))
+        if neg.size:
+            self._neg.add_keys(self.keys(neg))
+
+    def add_positive_keys(self, keys: npt.NDArray[np.int64]) -> None:
+        """Add positive values given by their :meth:`keys` (lets callers compute keys once)."""
+        if keys.size == 1:
+            self._pos.add_key(int(keys[0]))
+        else:
+            self._pos.add_keys(keys)
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Add every value of ``other`` (same ``alpha`` required)."""
+        if other.alpha != self.alpha:
+            raise ValueError(
+                f"alpha: cannot merge a sketch of alpha {other.alpha} into one of {self.alpha}"
+            )
+        self.zero_count += other.zero_count
+        self._pos.add_counts(other._pos.lo, other._pos.occupied())
+        self._neg.add_counts(other._neg.lo, other._neg.occupied())
+
+    def _value(self, key: int) -> float:
+        return 2.0 * self._gamma**key / (self._gamma + 1.0)
+
+    def quantile(self, q: float) -> float:
+        """The estimated value at sorted position ``floor(q * (count - 1))``; nan if empty."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q: {q!r} must be between 0 and 1")
+        n_neg, n_pos = self._neg.total, self._pos.total
+        n = n_neg + self.zero_count + n_pos
+        if n == 0:
+            return math.nan
+        rank = float(math.floor(q * (n - 1)))
+        if rank < n_neg:
+            return -self._value(self._neg.key_at_rank(rank, reverse=True))
+        if rank < n_neg + self.zero_count:
+            return 0.0
+        return self._value(self._pos.key_at_rank(rank - n_neg - self.zero_count, reverse=False))
+
+    def quantiles(self, qs: tuple[float, ...] | list[float]) -> list[float]:
+        """``quantile(q)`` for each of ``qs``."""
+        return [self.quantile(q) for q in qs]
+
+    def to_json(self) -> dict[str, Any]:
+        """A small JSON-able form: non-empty bucket ranges as ``[offset, counts]``."""
+        return {
+            "alpha": self.alpha,
+            "max_buckets": self.max_buckets,
+            "zero": self.zero_count,
+            "pos": self._pos.to_json(),
+            "neg": self._neg.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QuantileSketch:
+        """The sketch that :meth:`to_json` described."""
+        sketch = cls(float(data["alpha"]), int(data["max_buckets"]))
+        sketch.zero_count = int(data["zero"])
+        sketch._pos.load_json(data["pos"])
+        sketch._neg.load_json(data["neg"])
+        return sketch
+
+    def to_bytes(self) -> bytes:
+        """:meth:`to_json` as compact UTF-8 JSON."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> QuantileSketch:
+        """The sketch that :meth:`to_bytes` wrote."""
+        return cls.from_json(json.loads(data))

@@ -1,0 +1,206 @@
+"""The running aggregate of one series in one window, and its deterministic sample.
+
+A :class:`WindowCell` keeps count, sum, min, max, the last value by event time (ties go to the
+later arrival), a :class:`~streams.sketch.QuantileSketch`, and a reservoir sample of at most
+``k`` raw values. The reservoir is Algorithm R driven by a counter-based hash (splitmix64) of
+the cell's seed and each value's position in the cell, so it needs no random state and is the
+same for the same input order, across processes and restarts.
+
+>>> cell = WindowCell.empty(seed=1, alpha=0.01)
+>>> import numpy as np
+>>> cell.add(np.array([3.0, 1.0, 2.0]), np.array([10.0, 12.0, 11.0]), k=4)
+>>> cell.count, cell.min, cell.max, cell.last, cell.sample
+(3, 1.0, 3.0, 1.0, [3.0, 1.0, 2.0])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.messages import SeriesAggregate
+from streams.sketch import QuantileSketch
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_U30, _U27, _U31, _U11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed from ``parts``, the same in every process (unlike ``hash``)."""
+    text = "\x1f".join(map(str, parts)).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
+
+
+def uniforms(seed: int, start: int, stop: int) -> npt.NDArray[np.float64]:
+    """Uniform numbers in [0, 1) for positions ``start..stop-1`` of stream ``seed``.
+
+    >>> u = uniforms(7, 0, 5)
+    >>> bool(((0 <= u) & (u < 1)).all()), float(uniforms(7, 2, 3)[0]) == float(u[2])
+    (True, True)
+    """
+    x = np.arange(start, stop, dtype=np.uint64) + np.uint64(seed)
+    x = (x ^ (x >> _U30)) * _M1
+    x = (x ^ (x >> _U27)) * _M2
+    x = x ^ (x >> _U31)
+    return (x >> _U11).astype(np.float64) * (2.0**-53)
+
+
+_MASK = (1 << 64) - 1
+
+
+def uniform(seed: int, position: int) -> float:
+    """``uniforms(seed, position, position + 1)[0]`` in plain Python (for single points).
+
+    >>> uniform(7, 3) == float(uniforms(7, 0, 5)[3])
+    True
+    """
+    x = (position + seed) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    return float(x >> 11) * (2.0**-53)
+
+
+@dataclass(slots=True)
+class WindowCell:
+    """One series' aggregates in one window (see the module docstring)."""
+
+    count: int
+    sum: float
+    min: float
+    max: float
+    last: float
+    last_ts: float
+    seed: int
+    sample: list[float]
+    sketch: QuantileSketch
+
+    @classmethod
+    def empty(cls, seed: int, alpha: float) -> WindowCell:
+        inf = float("inf")
+        return cls(0, 0.0, inf, -inf, 0.0, -inf, seed, [], QuantileSketch(alpha))
+
+    def add(self, values: npt.NDArray[np.float64], ts: npt.NDArray[np.float64], k: int) -> None:
+        """Add points in arrival order (a convenience for tests; the window stage uses
+        :meth:`add_summary`, which takes the group-by results)."""
+        t_max = float(ts.max())
+        last_pos = int(np.flatnonzero(ts == t_max)[-1])
+        self.add_summary(
+            count=int(values.size),
+            total=float(values.sum()),
+            low=float(values.min()),
+            high=float(values.max()),
+            last=float(values[last_pos]),
+            last_ts=t_max,
+            values=values,
+            keys=None,
+            k=k,
+        )
+
+    def add_summary(
+        self,
+        count: int,
+        total: float,
+        low: float,
+        high: float,
+        last: float,
+        last_ts: float,
+        values: npt.NDArray[np.float64],
+        keys: npt.NDArray[np.int64] | None,
+        k: int,
+    ) -> None:
+        """Fold in a group of ``count`` points (arrival order) summarized by the caller.
+
+        ``keys`` are the values' sketch keys when the caller computed them and every value is
+        positive; otherwise the sketch computes them.
+        """
+        seen = self.count
+        self.count = seen + count
+        self.sum += total
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        if last_ts >= self.last_ts:
+            self.last, self.last_ts = last, last_ts
+        if keys is not None and low > 0.0:
+            self.sketch.add_positive_keys(keys)
+        else:
+            self.sketch.add(values)
+        if k > 0:
+            self._sample(values, seen, k)
+
+    def _sample(self, values: npt.NDArray[np.float64], seen: int, k: int) -> None:
+        sample = self.sample
+        room = k - len(sample)
+        if room > 0:
+            sample.extend(values[:room].tolist())
+            values, seen = values[room:], seen + room
+        n = values.size
+        if n == 0:
+            return
+        if n == 1:  # Algorithm R for one value, without numpy's per-call overhead
+            slot = int(uniform(self.seed, seen) * (seen + 1))
+            if slot < k:
+                sample[slot] = float(values[0])
+            return
+        pos = np.arange(seen, seen + n)
+        slots = (uniforms(self.seed, seen, seen + n) * (pos + 1)).astype(np.int64)
+        hit = np.flatnonzero(slots < k)
+        for slot, value in zip(slots[hit].tolist(), values[hit].tolist(), strict=True):
+            sample[slot] = value  # in arrival order: the last write to a slot wins
+
+    def to_series_aggregate(
+        self, metric: str, labels: tuple[tuple[str, str], ...]
+    ) -> SeriesAggregate:
+        """The closed window's aggregate of this series (quantiles clamped to [min, max])."""
+        p50, p95, p99 = (
+            min(max(q, self.min), self.max) for q in self.sketch.quantiles((0.5, 0.95, 0.99))
+        )
+        return SeriesAggregate(
+            metric=metric,
+            labels=dict(labels),
+            count=self.count,
+            sum=self.sum,
+            min=self.min,
+            max=self.max,
+            mean=self.sum / self.count,
+            last=self.last,
+            p50=p50,
+            p95=p95,
+            p99=p99,
+            sample=list(self.sample),
+        )
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.count,
+            self.sum,
+            self.min,
+            self.max,
+            self.last,
+            self.last_ts,
+            self.seed,
+            list(self.sample),
+            self.sketch.to_json(),
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> WindowCell:
+        count, total, low, high, last, last_ts, seed, sample, sketch = data
+        return cls(
+            int(count),
+            float(total),
+            float(low),
+            float(high),
+            float(last),
+            float(last_ts),
+            int(seed),
+            [float(v) for v in sample],
+            QuantileSketch.from_json(sketch),
+        )

@@ -1,0 +1,318 @@
+"""Event-time tumbling windows of one Kafka partition.
+
+A point at event time ``ts`` belongs to the window ``[start, start + length)`` with
+``start = floor(ts / length) * length``. The partition's watermark is the greatest event time
+seen minus the allowed lateness (and never goes back); a window closes when the watermark
+reaches its end. A point is judged against the watermark of the points that arrived before it
+(in record order), so the result does not depend on how records are grouped into batches: a
+point whose window has already closed is LATE - returned with its record and counted, never
+added. An idle partition (no points for ``idle_timeout`` seconds of wall clock) moves its
+watermark on as if event time had kept pace with the wall clock.
+
+Updates are vectorized: one stable sort by (series, window) and numpy ``reduceat`` per batch;
+Python only loops over the (series, window) groups.
+
+>>> from streams.decode import DecodedBatch, SeriesKey
+>>> from schemas.config import WindowsConfig
+>>> def batch(ts, values):
+...     n = len(ts)
+...     return DecodedBatch([SeriesKey("api", "latency_ms", ())], np.zeros(n, np.int32),
+...                         np.array(ts, float), np.array(values, float),
+...                         np.arange(n, dtype=np.int32), [(0, i) for i in range(n)], [])
+>>> pw = PartitionWindows(WindowsConfig(length_s=10, lateness_s=2))
+>>> pw.update(batch([1_700_000_001.0, 1_700_000_005.0], [10.0, 30.0])).closed
+[]
+>>> out = pw.update(batch([1_700_000_012.0, 1_700_000_003.0], [50.0, 99.0]))
+>>> [(w.window_id, w.series[0].count, w.series[0].max) for w in out.closed]
+[('api:1700000000000', 2, 30.0)]
+>>> [(r.offset, r.points) for r in out.late]
+[(1, 1)]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from schemas.config import WindowsConfig
+from schemas.messages import WindowAggregate
+from streams.decode import DecodedBatch, SeriesKey
+from streams.sketch import QuantileSketch
+from streams.window_cell import WindowCell, stable_seed
+
+STATE_VERSION = 1
+MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
+
+
+@dataclass(frozen=True, slots=True)
+class LateRecord:
+    """A record that held points for windows already closed (``points`` of them)."""
+
+    index: int
+    partition: int
+    offset: int
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowUpdate:
+    """What one :meth:`PartitionWindows.update` produced."""
+
+    closed: list[WindowAggregate]
+    late: list[LateRecord]
+    late_points: int
+
+
+def window_id(service: str, start: float) -> str:
+    """The deterministic id of a service's window: ``f"{service}:{start in ms}"``."""
+    return f"{service}:{round(start * 1000)}"
+
+
+class PartitionWindows:
+    """The open windows and the watermark of one partition (see the module docstring)."""
+
+    def __init__(self, config: WindowsConfig | None = None) -> None:
+        self.config = config or WindowsConfig()
+        self.max_ts: float | None = None
+        self._watermark = -math.inf
+        self.last_wall: float | None = None
+        self.points = 0
+        self.late_points = 0
+        self.dropped_windows = 0
+        self.dropped_series = 0
+        self._series: list[SeriesKey] = []
+        self._series_ids: dict[SeriesKey, int] = {}
+        self._windows: dict[int, dict[int, WindowCell]] = {}
+        self._proto = QuantileSketch(self.config.sketch_alpha)
+
+    @property
+    def watermark(self) -> float | None:
+        """The current watermark (None before any point)."""
+        return None if self._watermark == -math.inf else self._watermark
+
+    @property
+    def open_cells(self) -> int:
+        """How many (series, window) aggregates are open."""
+        return sum(len(cells) for cells in self._windows.values())
+
+    # -- updates -------------------------------------------------------------------------------
+
+    def update(self, batch: DecodedBatch, wall: float | None = None) -> WindowUpdate:
+        """Add a decoded batch; return the windows it closed and its late records.
+
+        ``wall`` (the wall clock when the batch arrived) only feeds :meth:`advance_idle`.
+        """
+        n = batch.points
+        if n == 0:
+            return WindowUpdate([], [], 0)
+        if wall is not None:
+            self.last_wall = wall
+        length, lateness = self.config.length_s, self.config.lateness_s
+        ids = np.fromiter(map(self._intern, batch.series), np.int64, len(batch.series))
+        gid = ids[batch.series_idx]
+        ts, values = batch.ts, batch.values
+        w = np.floor(ts / length).astype(np.int64)
+
+        # the watermark each point sees: from the points before it, in arrival order
+        seen = -math.inf if self.max_ts is None else self.max_ts
+        before = np.empty(n)
+        before[0] = seen
+        np.maximum(np.maximum.accumulate(ts[:-1]), seen, out=before[1:])
+        mark = np.maximum(before - lateness, self._watermark)
+        late = w < np.floor(mark / length)
+        late_records: list[LateRecord] = []
+        n_late = int(np.count_nonzero(late))
+        if n_late:
+            idx, counts = np.unique(batch.record_idx[late], return_counts=True)
+            for i, c in zip(idx.tolist(), counts.tolist(), strict=True):
+                part, off = batch.sources[i]
+                late_records.append(LateRecord(i, part, off, c))
+            keep = ~late
+            gid, w, ts_in, values_in = gid[keep], w[keep], ts[keep], values[keep]
+            self.late_points += n_late
+        else:
+            ts_in, values_in = ts, values
+        if ts_in.size:
+            self._aggregate(gid, w, ts_in, values_in)
+        self.points += n
+        self.max_ts = max(seen, float(ts.max()))
+        self._watermark = max(self._watermark, self.max_ts - lateness)
+        return WindowUpdate(self._close(), late_records, n_late)
+
+    def advance_idle(
+        self, now_wall: float, idle_timeout: float | None = None
+    ) -> list[WindowAggregate]:
+        """After ``idle_timeout`` s without points, move the watermark to the greatest event
+        time plus the idle time, and return the windows that closes."""
+        timeout = self.config.idle_timeout_s if idle_timeout is None else idle_timeout
+        if self.last_wall is None or self.max_ts is None:
+            return []
+        idle = now_wall - self.last_wall
+        if idle < timeout:
+            return []
+        self._watermark = max(self._watermark, self.max_ts + idle)
+        return self._close()
+
+    def _intern(self, key: SeriesKey) -> int:
+        sid = self._series_ids.get(key)
+        if sid is None:
+            sid = self._series_ids[key] = len(self._series)
+            self._series.append(key)
+        return sid
+
+    def _aggregate(
+        self,
+        gid: npt.NDArray[np.int64],
+        w: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+        values: npt.NDArray[np.float64],
+    ) -> None:
+        w_min = int(w.min())
+        gkey = gid * (int(w.max()) - w_min + 1) + (w - w_min)
+        if not bool((gkey[1:] >= gkey[:-1]).all()):
+            order = np.argsort(gkey, kind="stable")
+            gkey, ts, values, gid, w = gkey[order], ts[order], values[order], gid[order], w[order]
+        n = gkey.size
+        starts = np.flatnonzero(np.concatenate(([True], gkey[1:] != gkey[:-1])))
+        counts = np.diff(np.append(starts, n))
+        sums = np.add.reduceat(values, starts)
+        lows = np.minimum.reduceat(values, starts)
+        highs = np.maximum.reduceat(values, starts)
+        t_max = np.maximum.reduceat(ts, starts)
+        at_max = np.where(ts == np.repeat(t_max, counts), np.arange(n), -1)
+        last_pos = np.maximum.reduceat(at_max, starts)
+        mag = np.abs(values)
+        mag[mag == 0.0] = 1.0
+        keys = self._proto.keys(mag)
+        k = self.config.sample_size
+        alpha = self.config.sketch_alpha
+        bounds = np.append(starts, n).tolist()
+        rows = zip(
+            w[starts].tolist(),
+            gid[starts].tolist(),
+            counts.tolist(),
+            sums.tolist(),
+            lows.tolist(),
+            highs.tolist(),
+            values[last_pos].tolist(),
+            t_max.tolist(),
+            strict=True,
+        )
+        for j, (wi, si, count, total, low, high, last, last_ts) in enumerate(rows):
+            cells = self._windows.get(wi)
+            if cells is None:
+                cells = self._windows[wi] = {}
+            cell = cells.get(si)
+            if cell is None:
+                key = self._series[si]
+                cell = cells[si] = WindowCell.empty(stable_seed(*key, wi), alpha)
+            s, e = bounds[j], bounds[j + 1]
+            cell.add_summary(count, total, low, high, last, last_ts, values[s:e], keys[s:e], k)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def _close(self) -> list[WindowAggregate]:
+        if not self._windows or self._watermark == -math.inf:
+            return []
+        closed_before = math.floor(self._watermark / self.config.length_s)
+        done = sorted(wi for wi in self._windows if wi < closed_before)
+        out: list[WindowAggregate] = []
+        for wi in done:
+            out.extend(self._aggregates(wi, self._windows.pop(wi)))
+        if done and len(self._series) > 1024 + 2 * self.open_cells:
+            self._compact()
+        return out
+
+    def _aggregates(self, wi: int, cells: dict[int, WindowCell]) -> list[WindowAggregate]:
+        length = self.config.length_s
+        start, end = wi * length, (wi + 1) * length
+        by_service: dict[str, list[tuple[str, tuple[tuple[str, str], ...], WindowCell]]]
+        by_service = defaultdict(list)
+        for sid, cell in cells.items():
+            key = self._series[sid]
+            by_service[key.service].append((key.metric, key.labels, cell))
+        out = []
+        for service in sorted(by_service):
+            rows = sorted(by_service[service], key=lambda r: (r[0], r[1]))
+            if len(rows) > MAX_SERIES_PER_WINDOW:
+                self.dropped_series += len(rows) - MAX_SERIES_PER_WINDOW
+                rows = rows[:MAX_SERIES_PER_WINDOW]
+            try:
+                out.append(
+                    WindowAggregate(
+                        window_id=window_id(service, start),
+                        service=service,
+                        start=start,
+                        end=end,
+                        series=[c.to_series_aggregate(m, lab) for m, lab, c in rows],
+                    )
+                )
+            except ValidationError:  # e.g. a window ending beyond the schema's future limit
+                self.dropped_windows += 1
+        return out
+
+    def _compact(self) -> None:
+        used = sorted({sid for cells in self._windows.values() for sid in cells})
+        remap = {old: new for new, old in enumerate(used)}
+        self._series = [self._series[old] for old in used]
+        self._series_ids = {key: i for i, key in enumerate(self._series)}
+        self._windows = {
+            wi: {remap[sid]: cell for sid, cell in cells.items()}
+            for wi, cells in self._windows.items()
+        }
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as JSON-able data; :meth:`from_json` continues identically."""
+        used = sorted({sid for cells in self._windows.values() for sid in cells})
+        remap = {old: new for new, old in enumerate(used)}
+        return {
+            "version": STATE_VERSION,
+            "config": self.config.model_dump(),
+            "max_ts": self.max_ts,
+            "watermark": self.watermark,
+            "last_wall": self.last_wall,
+            "counters": [self.points, self.late_points, self.dropped_windows, self.dropped_series],
+            "series": [
+                [k.service, k.metric, [list(p) for p in k.labels]]
+                for k in (self._series[old] for old in used)
+            ],
+            "cells": [
+                [wi, remap[sid], cell.to_json()]
+                for wi in sorted(self._windows)
+                for sid, cell in sorted(self._windows[wi].items())
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartitionWindows:
+        """The windows that :meth:`to_json` described."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"version: window state version {data.get('version')!r} is not 1")
+        pw = cls(WindowsConfig.model_validate(data["config"]))
+        pw.max_ts = data["max_ts"]
+        pw._watermark = -math.inf if data["watermark"] is None else float(data["watermark"])
+        pw.last_wall = data["last_wall"]
+        pw.points, pw.late_points, pw.dropped_windows, pw.dropped_series = data["counters"]
+        for service, metric, labels in data["series"]:
+            pw._intern(SeriesKey(service, metric, tuple((k, v) for k, v in labels)))
+        for wi, sid, cell in data["cells"]:
+            pw._windows.setdefault(int(wi), {})[int(sid)] = WindowCell.from_json(cell)
+        return pw
+
+    def to_bytes(self) -> bytes:
+        """:meth:`to_json` as compact UTF-8 JSON."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PartitionWindows:
+        """The windows that :meth:`to_bytes` wrote."""
+        return cls.from_json(json.loads(data))

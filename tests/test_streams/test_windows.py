@@ -1,0 +1,240 @@
+"""Event-time windows of one partition: aggregates, watermark, lateness, idleness, state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from schemas.config import WindowsConfig
+from schemas.messages import WindowAggregate
+from streams.decode import MetricDecoder, RawRecord
+from streams.windows import PartitionWindows
+
+T0 = 1_700_000_000.0
+NOW = T0 + 100_000
+CFG = WindowsConfig(length_s=10, lateness_s=2, idle_timeout_s=30, sample_size=16)
+
+Row = tuple[str, str, float, float]  # service, metric, ts, value
+
+
+def records(rows: Sequence[Row], first_offset: int = 0) -> list[RawRecord]:
+    out = []
+    for i, (service, metric, ts, value) in enumerate(rows):
+        body = {"service": service, "metric": metric, "value": value, "ts": ts}
+        out.append(RawRecord(json.dumps(body).encode(), service.encode(), 0, first_offset + i))
+    return out
+
+
+def feed(pw: PartitionWindows, recs: list[RawRecord], batch_size: int) -> list[WindowAggregate]:
+    dec = MetricDecoder()
+    closed: list[WindowAggregate] = []
+    for i in range(0, len(recs), batch_size):
+        closed += pw.update(dec.decode(recs[i : i + batch_size], now=NOW)).closed
+    return closed
+
+
+def random_rows(n: int, seed: int = 0) -> list[Row]:
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.sort(rng.uniform(0, 60, n)) + rng.uniform(-1.5, 0, n)  # disorder < lateness
+    services = rng.choice(["api", "search", "auth"], n)
+    metrics = rng.choice(["latency_ms", "memory_bytes"], n)
+    values = np.round(rng.lognormal(3, 1, n))  # integers: sums are exact in any order
+    rows = zip(services, metrics, ts, values, strict=True)
+    return [(str(s), str(m), float(t), float(v)) for s, m, t, v in rows]
+
+
+def flush(pw: PartitionWindows) -> list[WindowAggregate]:
+    assert pw.last_wall is not None
+    return pw.advance_idle(pw.last_wall + 10_000)
+
+
+def test_aggregates_match_numpy() -> None:
+    rows = random_rows(3000)
+    pw = PartitionWindows(CFG)
+    dec = MetricDecoder()
+    closed = []
+    for i in range(0, len(rows), 100):
+        closed += pw.update(dec.decode(records(rows[i : i + 100]), now=NOW), wall=0.0).closed
+    closed += flush(pw)
+    assert pw.late_points == 0
+    assert [(w.start, w.service) for w in closed] == sorted((w.start, w.service) for w in closed)
+    seen = 0
+    for agg in closed:
+        assert agg.window_id == f"{agg.service}:{int(agg.start * 1000)}"
+        assert agg.end == agg.start + 10
+        assert [s.metric for s in agg.series] == sorted(s.metric for s in agg.series)
+        for s in agg.series:
+            mine = [
+                (t, v)
+                for (svc, m, t, v) in rows
+                if svc == agg.service and m == s.metric and agg.start <= t < agg.end
+            ]
+            vals = np.array([v for _, v in mine])
+            seen += vals.size
+            assert (s.count, s.sum, s.min, s.max) == (vals.size, vals.sum(), vals.min(), vals.max())
+            assert s.mean == pytest.approx(vals.mean())
+            assert s.last == max(mine, key=lambda tv: tv[0])[1]
+            for q, got in ((0.5, s.p50), (0.95, s.p95), (0.99, s.p99)):
+                want = float(np.percentile(vals, q * 100, method="lower"))
+                assert abs(got - want) <= 0.01 * want
+            assert len(s.sample) == min(16, vals.size)
+            assert set(s.sample) <= set(vals.tolist())
+    assert seen == len(rows)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 250])
+def test_result_does_not_depend_on_batch_boundaries(batch_size: int) -> None:
+    rows = random_rows(1500, seed=3)
+    rows += [("api", "latency_ms", T0 + 5, 1.0)]  # late: its window closed long ago
+    whole = PartitionWindows(CFG)
+    want = feed(whole, records(rows), len(rows))
+    pw = PartitionWindows(CFG)
+    got = feed(pw, records(rows), batch_size)
+    assert [w.model_dump() for w in got] == [w.model_dump() for w in want]
+    assert pw.late_points == whole.late_points >= 1
+    assert pw.to_json()["cells"] == whole.to_json()["cells"]
+
+
+def test_window_closes_when_watermark_reaches_its_end() -> None:
+    pw = PartitionWindows(CFG)
+    dec = MetricDecoder()
+    assert pw.update(dec.decode(records([("api", "latency_ms", T0 + 1, 5.0)]), NOW)).closed == []
+    # watermark = 11.9 - 2 = 9.9 < 10: still open
+    assert pw.update(dec.decode(records([("api", "latency_ms", T0 + 11.9, 6.0)]), NOW)).closed == []
+    assert pw.watermark == pytest.approx(T0 + 9.9)
+    # watermark = 12 - 2 = 10 >= end: closes
+    out = pw.update(dec.decode(records([("api", "latency_ms", T0 + 12, 7.0)]), NOW))
+    assert [(w.start, w.series[0].count) for w in out.closed] == [(T0, 1)]
+
+
+def test_late_points_are_returned_with_their_record_and_not_added() -> None:
+    pw = PartitionWindows(CFG)
+    dec = MetricDecoder()
+    rows: list[Row] = [
+        ("api", "latency_ms", T0 + 1, 1.0),
+        ("api", "latency_ms", T0 + 25, 2.0),  # watermark 23: [0, 10) and [10, 20) closed
+        ("api", "latency_ms", T0 + 9, 3.0),  # late
+        ("api", "latency_ms", T0 + 19.5, 4.0),  # late
+        ("api", "latency_ms", T0 + 24, 5.0),  # on time: [20, 30) still open
+    ]
+    out = pw.update(dec.decode(records(rows, first_offset=100), NOW))
+    assert [(r.offset, r.partition, r.points) for r in out.late] == [(102, 0, 1), (103, 0, 1)]
+    assert out.late_points == 2 == pw.late_points
+    assert [(w.start, w.series[0].sum) for w in out.closed] == [(T0, 1.0)]
+    assert pw.advance_idle(1e12) == []  # never given a wall clock: idleness is unknown
+    pw.update(dec.decode(records([("api", "latency_ms", T0 + 24.5, 6.0)]), NOW), wall=50.0)
+    assert [(w.start, w.series[0].sum) for w in flush(pw)] == [(T0 + 20, 13.0)]
+
+
+def test_late_points_of_a_batch_message_are_counted_per_record() -> None:
+    pw = PartitionWindows(CFG)
+    dec = MetricDecoder()
+    msg = {
+        "service": "api",
+        "metric": "latency_ms",
+        "ts": [T0 + 30, T0 + 1, T0 + 2, T0 + 29],
+        "values": [1, 2, 3, 4],
+    }
+    out = pw.update(dec.decode([RawRecord(json.dumps(msg).encode(), None, 4, 9)], NOW))
+    assert [(r.partition, r.offset, r.points) for r in out.late] == [(4, 9, 2)]
+
+
+def test_last_is_the_value_with_greatest_event_time_ties_by_arrival() -> None:
+    pw = PartitionWindows(CFG)
+    rows: list[Row] = [
+        ("api", "latency_ms", T0 + 5, 1.0),
+        ("api", "latency_ms", T0 + 7, 2.0),
+        ("api", "latency_ms", T0 + 6, 3.0),
+        ("api", "latency_ms", T0 + 7, 4.0),
+    ]
+    feed(pw, records(rows), 2)
+    pw.update(MetricDecoder().decode(records([("api", "latency_ms", T0 + 6.5, 9.0)]), NOW), 0.0)
+    (agg,) = flush(pw)
+    assert agg.series[0].last == 4.0
+
+
+def test_idle_partition_advances_its_watermark_after_the_timeout() -> None:
+    pw = PartitionWindows(CFG)
+    pw.update(MetricDecoder().decode(records([("api", "cache_hits", T0 + 3, 1.0)]), NOW), 1000.0)
+    assert pw.advance_idle(1029.0) == []
+    out = pw.advance_idle(1031.0)
+    assert [w.window_id for w in out] == [f"api:{int(T0 * 1000)}"]
+    assert pw.watermark == T0 + 3 + 31
+    assert pw.advance_idle(1100.0) == []
+
+
+def test_several_services_close_in_order_of_start_then_service() -> None:
+    rows: list[Row] = [
+        ("zeta", "latency_ms", T0 + 1, 1.0),
+        ("alpha", "latency_ms", T0 + 2, 1.0),
+        ("alpha", "latency_ms", T0 + 13, 1.0),
+        ("mid", "latency_ms", T0 + 11, 1.0),
+        ("zeta", "latency_ms", T0 + 40, 1.0),
+    ]
+    closed = feed(PartitionWindows(CFG), records(rows), 10)
+    assert [(w.start - T0, w.service) for w in closed] == [
+        (0, "alpha"),
+        (0, "zeta"),
+        (10, "alpha"),
+        (10, "mid"),
+    ]
+
+
+def test_restored_state_continues_identically() -> None:
+    rows = random_rows(2000, seed=9)
+    recs = records(rows)
+    a = PartitionWindows(CFG)
+    first = feed(a, recs[:1100], 100)
+    raw = a.to_bytes()
+    b = PartitionWindows.from_bytes(raw)
+    assert b.to_bytes() == raw
+    rest_a = feed(a, recs[1100:], 100)
+    rest_b = feed(b, recs[1100:], 100)
+    assert [w.model_dump() for w in rest_a] == [w.model_dump() for w in rest_b]
+    assert a.to_json() == b.to_json()
+    assert first and rest_a
+
+
+def test_sample_is_deterministic_bounded_and_spans_the_window() -> None:
+    msg = {
+        "service": "api",
+        "metric": "latency_ms",
+        "ts": [T0 + i * 0.001 for i in range(9000)],
+        "values": list(range(9000)),
+    }
+    recs = [RawRecord(json.dumps(msg).encode(), None, 0, 0)]
+    samples = []
+    for _ in range(2):
+        pw = PartitionWindows(CFG)
+        pw.update(MetricDecoder().decode(recs, NOW), wall=0.0)
+        (agg,) = flush(pw)
+        samples.append(agg.series[0].sample)
+    assert samples[0] == samples[1]
+    assert len(samples[0]) == 16 and len(set(samples[0])) == 16
+    assert max(samples[0]) > 1000  # not just the first values
+
+
+def test_negative_and_zero_values_of_custom_metrics() -> None:
+    rows: list[Row] = [
+        ("api", "temperature_delta", T0 + i, v) for i, v in enumerate([-5.0, 0.0, 3.0, -1.0])
+    ]
+    pw = PartitionWindows(CFG)
+    pw.update(MetricDecoder().decode(records(rows), NOW), wall=0.0)
+    (agg,) = flush(pw)
+    s = agg.series[0]
+    assert (s.min, s.max, s.sum, s.count) == (-5.0, 3.0, -3.0, 4)
+    assert -5.0 <= s.p50 <= 3.0
+
+
+def test_state_stays_small_per_series() -> None:
+    rows = [
+        (f"svc{i % 50}", "latency_ms", T0 + (i % 997) / 100, float(1 + i % 300))
+        for i in range(20_000)
+    ]
+    pw = PartitionWindows(CFG)
+    feed(pw, records(rows), 2000)
+    assert pw.open_cells == 50
+    assert len(pw.to_bytes()) / 50 < 4000
