@@ -86,9 +86,7 @@ class RemedyBandit:
         a, b = self.posterior(area, cause, remedy)
         return a / (a + b)
 
-    def rank(
-        self, area: str, cause: str, candidates: Sequence[str], *, key: str = ""
-    ) -> list[str]:
+    def rank(self, area: str, cause: str, candidates: Sequence[str], *, key: str = "") -> list[str]:
         """``candidates`` best first (see the module docstring for the rule)."""
         if not candidates:
             return []

@@ -208,8 +208,9 @@ def remedy(area: str, cause: str, name: str) -> Remedy:
     found = _BY_KEY.get((area, cause, name))
     if found is None:
         known = ", ".join(REMEDY_TREE.get(area, {}).get(cause, ())) or "none"
-        raise ParamError(f"remedy: {name!r} is not in the catalog for {area}/{cause}; "
-                         f"known: {known}")
+        raise ParamError(
+            f"remedy: {name!r} is not in the catalog for {area}/{cause}; known: {known}"
+        )
     return found
 
 

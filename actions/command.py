@@ -120,7 +120,5 @@ class CommandHandler:
         except OSError as exc:
             raise CommandError(f"{argv[0]}: cannot run: {exc.strerror or exc}") from None
         if done.returncode != 0:
-            raise CommandError(
-                f"{argv[0]}: exit {done.returncode}: {done.stderr.strip()[-500:]}"
-            )
+            raise CommandError(f"{argv[0]}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
         return f"{argv[0]}: exit 0 {done.stdout.strip()[-200:]}".rstrip()

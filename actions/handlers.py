@@ -53,8 +53,12 @@ class LogHandler:
     def apply(self, command: ActionCommand) -> str:
         line = command.model_dump(mode="json", exclude={"signature"})
         log.info(
-            "%s %s/%s/%s params=%s%s", command.action_id, command.area, command.cause,
-            command.remedy, json.dumps(command.params, sort_keys=True),
+            "%s %s/%s/%s params=%s%s",
+            command.action_id,
+            command.area,
+            command.cause,
+            command.remedy,
+            json.dumps(command.params, sort_keys=True),
             " (dry-run)" if command.dry_run else "",
         )
         with self._lock, self.path.open("a", encoding="utf-8") as out:

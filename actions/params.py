@@ -81,9 +81,7 @@ class ParamSpec:
             return value
         if self.kind == "enum":
             if not isinstance(value, str) or value not in self.choices:
-                raise ParamError(
-                    f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
-                )
+                raise ParamError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ParamError(f"{self.name}: {value!r} is not a number")

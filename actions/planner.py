@@ -132,9 +132,7 @@ class Planner:
         self.guardrails.issued(service, area, now)
         return choice
 
-    def decide_for(
-        self, diagnosis: Diagnosis, history: Sequence[Attempt], now: float
-    ) -> Decision:
+    def decide_for(self, diagnosis: Diagnosis, history: Sequence[Attempt], now: float) -> Decision:
         """:meth:`decide` for a diagnosis (its incident, or its breach when it has none)."""
         return self.decide(
             incident_id=diagnosis.incident_id or diagnosis.breach_id,

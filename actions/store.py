@@ -110,9 +110,7 @@ class ActionStore:
     def mark_reported(self, action_id: str) -> None:
         """The result of ``action_id`` is on the results topic."""
         with self._lock:
-            self._db.execute(
-                "UPDATE actions SET reported = 1 WHERE action_id = ?", (action_id,)
-            )
+            self._db.execute("UPDATE actions SET reported = 1 WHERE action_id = ?", (action_id,))
 
     def unfinished(self) -> list[str]:
         """Ids claimed but never finished: the executor stopped while they ran."""

@@ -28,8 +28,12 @@ def hook() -> Iterator[Hook]:
     server.close()
 
 
-def run_until(config: PerfloopConfig, keys: Keyring, check: Callable[[], None],
-              handlers: dict[str, RecordingHandler] | None = None) -> None:
+def run_until(
+    config: PerfloopConfig,
+    keys: Keyring,
+    check: Callable[[], None],
+    handlers: dict[str, RecordingHandler] | None = None,
+) -> None:
     """Run an executor in a thread while ``check`` waits; stop it (bounded) afterwards."""
     thread, stop = start_in_thread(config, keys=keys, handlers=handlers)  # type: ignore[arg-type]
     try:

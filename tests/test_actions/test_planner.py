@@ -18,8 +18,14 @@ def planner(**limits: object) -> Planner:
     return Planner(PlannerConfig.model_validate(settings))
 
 
-def decide(p: Planner, history: list[Attempt], now: float = T0, service: str = "api",
-           probabilities: dict[str, float] = MEMORY, incident: str = "inc-1") -> object:
+def decide(
+    p: Planner,
+    history: list[Attempt],
+    now: float = T0,
+    service: str = "api",
+    probabilities: dict[str, float] = MEMORY,
+    incident: str = "inc-1",
+) -> object:
     return p.decide(incident_id=incident, service=service, area="memory",
                     probabilities=probabilities, history=history, now=now)  # fmt: skip
 
