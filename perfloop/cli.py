@@ -38,6 +38,25 @@ def cmd_schemas_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from schemas.config import load_config
+    from streams.worker import run_worker
+
+    run_worker(load_config(args.config), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_executor(args: argparse.Namespace) -> int:
+    import logging
+
+    from actions.executor import run_executor
+    from schemas.config import load_config
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    run_executor(load_config(args.config))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="perfloop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--run-dir", default=None, help="logs, data and pid file")
     kafka.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
     kafka.set_defaults(func=cmd_kafka)
+
+    worker = sub.add_parser("worker", help="run every stream stage (a Faust worker)")
+    worker.add_argument("--config", default=None, help="TOML file (default: PERFLOOP_CONFIG)")
+    worker.add_argument("--loglevel", default="info")
+    worker.set_defaults(func=cmd_worker)
+
+    executor = sub.add_parser("executor", help="consume signed commands and apply them")
+    executor.add_argument("--config", default=None, help="TOML file (default: PERFLOOP_CONFIG)")
+    executor.add_argument("--loglevel", default="info")
+    executor.set_defaults(func=cmd_executor)
 
     schemas = sub.add_parser("schemas", help="message contracts")
     schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True)

@@ -107,7 +107,7 @@ def create_missing_topics(
         present = [s for s in specs if s.name in existing]
         if present:
             described = admin.describe_topics([s.name for s in present])
-            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            counts = {d.get("name") or d.get("topic"): len(d["partitions"]) for d in described}
             for spec in present:
                 if counts.get(spec.name, spec.partitions) != spec.partitions:
                     raise ValueError(

@@ -1,0 +1,224 @@
+"""The Faust application: thin agents around the pure stages.
+
+- ``ingest``: ``metrics`` -> ``perfloop.windows`` and ``metrics.dlq``. Batches of records are
+  grouped by partition and handed to :class:`~streams.window_stage.WindowStage`. Outputs are
+  produced and flushed *before* the partition's checkpoint is written to the table's
+  changelog, and the batch is acknowledged only after that, so a crash at any point replays
+  records the checkpoint has not seen and skips those it has (offset-exact).
+- ``detect``: ``perfloop.windows`` -> ``perfloop.breaches``, one detector and the recent
+  window history per service in a table (the diagnose stage reads that history).
+- a one-second timer advances idle partitions' watermarks.
+
+Every topic is keyed by service, so a service's windows, breaches and state share a
+partition number and live on one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from schemas.config import PerfloopConfig
+from schemas.messages import Breach, DeadLetter, WindowAggregate
+from streams.decoded import RawRecord
+from streams.detect import Detector
+from streams.window_stage import WindowStage
+
+log = logging.getLogger("perfloop.worker")
+
+MAX_STATE_BYTES = 16 * 1024 * 1024
+INGEST_BATCH = 10_000
+INGEST_WITHIN_S = 0.2
+
+
+@dataclass
+class Topics:
+    metrics: Any
+    dlq: Any
+    windows: Any
+    breaches: Any
+
+
+def build_app(config: PerfloopConfig) -> tuple[faust.App, WindowStage]:
+    """The worker's Faust app for ``config`` and the window stage it drives."""
+    names = config.topics.names
+    partitions = config.topics.partitions
+    app = faust.App(
+        config.worker.app_id,
+        broker=[f"kafka://{host.strip()}" for host in config.broker.bootstrap.split(",")],
+        store="memory://",
+        datadir=config.worker.state_dir,
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_replication_factor=config.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_STATE_BYTES + 65536,
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    def topic(name: str) -> Any:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+
+    topics = Topics(
+        topic(names.metrics), topic(names.dlq), topic(names.windows), topic(names.breaches)
+    )
+    window_state = app.Table(
+        "window-state",
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
+    )
+    detect_state = app.Table(
+        "detect-state",
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
+    )
+    stage = WindowStage(config.windows, config.ingest, source_topic=names.metrics)
+    lock = asyncio.Lock()
+
+    def ensure_restored(partition: int) -> None:
+        if partition in stage.partitions():
+            return
+        blob = window_state.data.get(_pkey(partition))
+        if blob:
+            stage.restore(partition, blob)
+            log.info(
+                "partition %d: window state restored at offset %d",
+                partition,
+                stage.last_offset(partition),
+            )
+
+    async def emit(windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
+        for w in windows:
+            await topics.windows.send(key=w.service.encode(), value=w.model_dump_json().encode())
+        for d in dead:
+            key = base64_key(d.key_b64)
+            await topics.dlq.send(key=key, value=d.model_dump_json().encode())
+        await app.producer.flush()
+
+    def checkpoint(partition: int) -> None:
+        blob = stage.checkpoint(partition)
+        if len(blob) > MAX_STATE_BYTES:
+            raise RuntimeError(
+                f"window state of partition {partition} is {len(blob)} bytes, over "
+                f"{MAX_STATE_BYTES}: raise topics.partitions or shorten windows.length_s"
+            )
+        window_state.send_changelog(partition, _pkey(partition), blob)
+        window_state.data[_pkey(partition)] = blob
+
+    @app.agent(topics.metrics)
+    async def ingest(stream: Any) -> None:
+        async for events in stream.take_events(max_=INGEST_BATCH, within=INGEST_WITHIN_S):
+            by_partition: dict[int, list[RawRecord]] = defaultdict(list)
+            for event in events:
+                msg = event.message
+                by_partition[msg.partition].append(
+                    RawRecord(msg.value, msg.key, msg.partition, msg.offset)
+                )
+            async with lock:
+                now = time.time()
+                for partition, records in sorted(by_partition.items()):
+                    ensure_restored(partition)
+                    out = stage.process(partition, records, now)
+                    await emit(out.windows, out.dead_letters)
+                    checkpoint(partition)
+                await app.producer.flush()
+
+    @app.timer(interval=1.0)
+    async def advance_idle() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        async with lock:
+            assigned = app.consumer.assignment() if app.consumer else set()
+            for tp in assigned:
+                if tp.topic == names.metrics:
+                    ensure_restored(tp.partition)
+            for partition, windows in stage.advance_idle(time.time()).items():
+                await emit(windows, [])
+                checkpoint(partition)
+            await app.producer.flush()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_revoked(app_: Any, revoked: Any, **_: Any) -> None:
+        async with lock:
+            for tp in revoked:
+                if tp.topic == names.metrics:
+                    stage.drop(tp.partition)
+
+    @app.agent(topics.windows)
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            window = WindowAggregate.model_validate_json(event.value)
+            key = window.service.encode()
+            state = _ServiceState.load(detect_state.get(key), config)
+            breaches = state.observe(window, config.windows.history_windows)
+            for breach in breaches:
+                fut = await topics.breaches.send(key=key, value=breach.model_dump_json().encode())
+                await fut  # the breach is durable before the state that remembers it
+            detect_state[key] = state.dumps()
+
+    app.perfloop_stage = stage  # type: ignore[attr-defined]
+    return app, stage
+
+
+def _pkey(partition: int) -> bytes:
+    return f"p{partition}".encode()
+
+
+def base64_key(key_b64: str | None) -> bytes | None:
+    import base64
+
+    return base64.b64decode(key_b64) if key_b64 else None
+
+
+class _ServiceState:
+    """One service's detector and recent windows, as stored in the detect-state table."""
+
+    def __init__(self, detector: Detector, history: list[dict[str, Any]]) -> None:
+        self.detector = detector
+        self.history = history
+
+    @classmethod
+    def load(cls, blob: bytes | None, config: PerfloopConfig) -> _ServiceState:
+        if not blob:
+            return cls(Detector(config.detection), [])
+        doc = json.loads(blob)
+        return cls(Detector.from_json(doc["detector"], config.detection), doc["history"])
+
+    def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
+        events = self.detector.observe(window)
+        if not self.history or window.start > self.history[-1]["start"]:
+            slim = window.model_dump(mode="json")
+            for series in slim["series"]:
+                series["sample"] = []
+            self.history = [*self.history, slim][-keep:]
+        return [e for e in events if isinstance(e, Breach)]
+
+    def dumps(self) -> bytes:
+        doc = {"detector": self.detector.to_json(), "history": self.history}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def windows(self) -> list[WindowAggregate]:
+        return [WindowAggregate.model_validate(w) for w in self.history]

@@ -1,0 +1,22 @@
+"""``perfloop worker``: create the topics and run the Faust application until stopped."""
+
+from __future__ import annotations
+
+import logging
+
+from schemas.config import PerfloopConfig
+from schemas.topics import create_missing_topics, topic_catalog
+
+
+def run_worker(config: PerfloopConfig, loglevel: str = "info") -> None:
+    """Create missing topics, then run every stream stage of the worker in this process."""
+    import faust
+
+    from streams.app import build_app
+
+    created = create_missing_topics(config.broker.bootstrap, topic_catalog(config.topics))
+    if created:
+        logging.getLogger("perfloop.worker").info("created topics: %s", ", ".join(created))
+    app, _ = build_app(config)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
