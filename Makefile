@@ -1,0 +1,40 @@
+# perfloop's two entry points: `make demo` (the main job) and `make test` (the suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo worker test lint kafka-up kafka-down bench clean
+
+$(BIN)/perfloop: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+install: $(BIN)/perfloop
+
+kafka-up: install
+	$(BIN)/perfloop kafka up
+
+kafka-down: install
+	$(BIN)/perfloop kafka down
+
+demo: kafka-up
+	$(BIN)/perfloop demo
+
+worker: kafka-up
+	$(BIN)/perfloop worker
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint kafka-up
+	$(BIN)/python -m pytest
+
+bench: kafka-up
+	$(BIN)/python bench/bench_core.py
+
+clean:
+	rm -rf $(VENV) .perfloop
