@@ -208,8 +208,14 @@ class ExecutorConfig(_Section):
 
 
 class WorkerConfig(_Section):
+    """The Faust worker: its consumer group (``app_id``), state folder and group timing.
+
+    A worker that dies is replaced in the group after ``session_timeout_s``."""
+
     app_id: str = "perfloop"
     state_dir: str = ".perfloop/worker"
+    session_timeout_s: float = Field(default=10.0, ge=1.0, le=300.0)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0, le=60.0)
 
 
 class PerfloopConfig(_Section):

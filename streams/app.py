@@ -30,6 +30,7 @@ from schemas.config import PerfloopConfig
 from schemas.messages import Breach, DeadLetter, WindowAggregate
 from streams.decoded import RawRecord
 from streams.detect import Detector
+from streams.diagnose_stage import install_diagnose
 from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.worker")
@@ -64,6 +65,8 @@ def build_app(config: PerfloopConfig) -> tuple[faust.App, WindowStage]:
         producer_acks=-1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        broker_session_timeout=config.worker.session_timeout_s,
+        broker_heartbeat_interval=config.worker.heartbeat_interval_s,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -172,12 +175,20 @@ def build_app(config: PerfloopConfig) -> tuple[faust.App, WindowStage]:
         async for event in stream.events():
             window = WindowAggregate.model_validate_json(event.value)
             key = window.service.encode()
-            state = _ServiceState.load(detect_state.get(key), config)
+            state = _ServiceState.load(detect_state.get(key), detect_state.get(b"h:" + key), config)
             breaches = state.observe(window, config.windows.history_windows)
+            # the history first (idempotent), so the diagnose stage finds the breach window
+            detect_state[b"h:" + key] = state.dump_history()
             for breach in breaches:
                 fut = await topics.breaches.send(key=key, value=breach.model_dump_json().encode())
-                await fut  # the breach is durable before the state that remembers it
-            detect_state[key] = state.dumps()
+                await fut  # the breach is durable before the detector state that remembers it
+            detect_state[key] = state.dump_detector()
+
+    def history_of(service: str) -> list[WindowAggregate]:
+        key = service.encode()
+        return _ServiceState.load(None, detect_state.get(b"h:" + key), config).windows()
+
+    install_diagnose(app, config, topic, history_of)
 
     app.perfloop_stage = stage  # type: ignore[attr-defined]
     return app, stage
@@ -201,11 +212,15 @@ class _ServiceState:
         self.history = history
 
     @classmethod
-    def load(cls, blob: bytes | None, config: PerfloopConfig) -> _ServiceState:
-        if not blob:
-            return cls(Detector(config.detection), [])
-        doc = json.loads(blob)
-        return cls(Detector.from_json(doc["detector"], config.detection), doc["history"])
+    def load(
+        cls, detector: bytes | None, history: bytes | None, config: PerfloopConfig
+    ) -> _ServiceState:
+        det = (
+            Detector.from_json(json.loads(detector), config.detection)
+            if detector
+            else Detector(config.detection)
+        )
+        return cls(det, json.loads(history) if history else [])
 
     def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
         events = self.detector.observe(window)
@@ -216,9 +231,11 @@ class _ServiceState:
             self.history = [*self.history, slim][-keep:]
         return [e for e in events if isinstance(e, Breach)]
 
-    def dumps(self) -> bytes:
-        doc = {"detector": self.detector.to_json(), "history": self.history}
-        return json.dumps(doc, separators=(",", ":")).encode()
+    def dump_detector(self) -> bytes:
+        return json.dumps(self.detector.to_json(), separators=(",", ":")).encode()
+
+    def dump_history(self) -> bytes:
+        return json.dumps(self.history, separators=(",", ":")).encode()
 
     def windows(self) -> list[WindowAggregate]:
         return [WindowAggregate.model_validate(w) for w in self.history]

@@ -1,0 +1,168 @@
+"""The diagnose stage: breaches in, diagnoses out; labels in, models learn.
+
+``DiagnoseStage`` is the pure part: it owns the worker's :class:`~models.diagnoser.Diagnoser`,
+remembers the features each recent incident was diagnosed on (per service, bounded), learns
+a label once per incident, and checkpoints the models to the worker's state folder after
+every label so a restarted worker (even after ``kill -9``) predicts exactly as before and
+keeps learning from there.
+
+Models are per worker process: each learns from the labels of the services whose partitions
+it owns (a label is keyed by service, like everything else).
+
+>>> import tempfile, random
+>>> from models.synthetic import synthetic_history
+>>> from schemas.config import DiagnosisConfig
+>>> stage = DiagnoseStage(DiagnosisConfig(min_labels=0), tempfile.mkdtemp())
+>>> history = synthetic_history("memory", "cache", random.Random(1))
+>>> breach = Breach(breach_id="svc:memory:1", service="svc", area="memory",
+...     signal="memory_bytes.max", observed=4e10, threshold=3.36e10, direction="above",
+...     window_start=history[-1].start, window_end=history[-1].end,
+...     first_window_start=history[-2].start, windows=2)
+>>> diagnosis = stage.diagnose(breach, history)
+>>> stage.learn(Label(incident_id="svc:memory:1", service="svc", area="memory",
+...     cause="workers", ts=history[-1].end))
+True
+>>> stage.learn(Label(incident_id="svc:memory:1", service="svc", area="memory",
+...     cause="workers", ts=history[-1].end))
+False
+>>> DiagnoseStage(DiagnosisConfig(min_labels=0), stage.state_dir).diagnoser.labels_seen("memory")
+1
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from models.diagnoser import Diagnoser
+from schemas.config import DiagnosisConfig, PerfloopConfig
+from schemas.messages import Breach, DeadLetter, Diagnosis, Label, WindowAggregate
+
+log = logging.getLogger("perfloop.diagnose")
+
+MODEL_FILE = "diagnoser.bin"
+REMEMBER_INCIDENTS = 10_000
+
+
+class DiagnoseStage:
+    """Diagnoses breaches and learns labels, with the models checkpointed to ``state_dir``."""
+
+    def __init__(self, config: DiagnosisConfig, state_dir: str | Path) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / MODEL_FILE
+        if path.exists():
+            # our own checkpoint, written by this worker: trusted bytes
+            self.diagnoser = Diagnoser.loads(path.read_bytes())
+            log.info("diagnosis models restored from %s", path)
+        else:
+            self.diagnoser = Diagnoser(config)
+        self._features: OrderedDict[str, tuple[str, dict[str, float]]] = OrderedDict()
+        self.unknown_labels = 0
+
+    def diagnose(
+        self, breach: Breach, history: Sequence[WindowAggregate], incident_id: str | None = None
+    ) -> Diagnosis:
+        """Diagnose ``breach`` from the windows up to and including the breach window."""
+        upto = [w for w in history if w.end <= breach.window_end]
+        incident = incident_id or breach.breach_id
+        diagnosis = self.diagnoser.diagnose(breach, upto, incident_id=incident)
+        self.remember(incident, breach.area, diagnosis.features)
+        return diagnosis
+
+    def remember(self, incident_id: str, area: str, features: dict[str, float]) -> None:
+        """Keep the features an incident was diagnosed on, for its label later."""
+        self._features[incident_id] = (area, dict(features))
+        self._features.move_to_end(incident_id)
+        while len(self._features) > REMEMBER_INCIDENTS:
+            self._features.popitem(last=False)
+
+    def features_of(self, incident_id: str) -> tuple[str, dict[str, float]] | None:
+        return self._features.get(incident_id)
+
+    def learn(self, label: Label, features: dict[str, float] | None = None) -> bool:
+        """Learn ``label`` once per incident; True when the models changed."""
+        known = self._features.get(label.incident_id)
+        if features is None:
+            if known is None:
+                self.unknown_labels += 1
+                log.warning("label for unknown incident %s ignored", label.incident_id)
+                return False
+            features = known[1]
+        learned = self.diagnoser.learn_label(label.incident_id, label.area, features, label.cause)
+        if learned:
+            self.save()
+        return learned
+
+    def save(self) -> None:
+        """Write the models atomically (a crash leaves the old or the new file, never half)."""
+        path = self.state_dir / MODEL_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(self.diagnoser.dumps())
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+def install_diagnose(
+    app: Any,
+    config: PerfloopConfig,
+    topic: Callable[[str], Any],
+    history_of: Callable[[str], list[WindowAggregate]],
+) -> DiagnoseStage:
+    """Add the diagnose and label agents to the worker's Faust ``app``."""
+    names = config.topics.names
+    stage = DiagnoseStage(config.diagnosis, Path(config.worker.state_dir) / "models")
+    breaches, diagnoses, labels, dlq = (
+        topic(names.breaches),
+        topic(names.diagnoses),
+        topic(names.labels),
+        topic(names.dlq),
+    )
+
+    @app.agent(breaches)
+    async def diagnose(stream: Any) -> None:
+        async for event in stream.events():
+            breach = Breach.model_validate_json(event.value)
+            diagnosis = stage.diagnose(breach, history_of(breach.service))
+            fut = await diagnoses.send(
+                key=breach.service.encode(), value=diagnosis.model_dump_json().encode()
+            )
+            await fut
+
+    @app.agent(labels)
+    async def learn(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                label = Label.model_validate_json(event.value)
+            except ValidationError as exc:
+                msg = event.message
+                await dlq.send(key=msg.key, value=_dead_label(msg, str(exc)))
+                continue
+            stage.learn(label)
+
+    return stage
+
+
+def _dead_label(msg: Any, reason: str) -> bytes:
+    letter = DeadLetter(
+        kind="invalid",
+        reason=reason[:4000],
+        field=None,
+        source_topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
+        value_b64=base64.b64encode(msg.value or b"").decode(),
+        rejected_at=time.time(),
+    )
+    return letter.model_dump_json().encode()

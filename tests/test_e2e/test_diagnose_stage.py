@@ -1,0 +1,181 @@
+"""Breaches in, diagnoses out, on the real broker; labels teach the models; kill -9 keeps them.
+
+The test feeds closed windows straight into the windows topic (the detect agent turns them
+into breaches), so it needs no watermark waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from models.synthetic import synthetic_history
+from schemas.config import PerfloopConfig, TopicNames
+from schemas.messages import Diagnosis, Label, WindowAggregate
+
+pytestmark = pytest.mark.broker
+
+
+def write_config(path: Path, config: PerfloopConfig) -> None:
+    names = config.topics.names.model_dump()
+    lines = [
+        "[broker]",
+        f'bootstrap = "{config.broker.bootstrap}"',
+        "[topics]",
+        f"partitions = {config.topics.partitions}",
+        "[topics.names]",
+        *(f'{k} = "{v}"' for k, v in names.items()),
+        "[worker]",
+        f'app_id = "{config.worker.app_id}"',
+        f'state_dir = "{config.worker.state_dir}"',
+        "session_timeout_s = 6",
+        "heartbeat_interval_s = 1",
+        "[diagnosis]",
+        "min_labels = 0",
+        "[detection.memory]",
+        'direction = "above"',
+        "fire = 1e9",
+        "clear = 5e8",
+        "for_windows = 1",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class Worker:
+    """``perfloop worker`` as a child process that can be killed like a crash."""
+
+    def __init__(self, config_file: Path, log: Path) -> None:
+        self.config_file, self.log = config_file, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PERFLOOP_CONFIG": str(self.config_file)}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "perfloop.cli", "worker", "--loglevel", "warning"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def worker(config: PerfloopConfig, topics: TopicNames, tmp_path: Path) -> Iterator[Worker]:
+    config_file = tmp_path / "perfloop.toml"
+    write_config(config_file, config)
+    w = Worker(config_file, tmp_path / "worker.log")
+    w.start()
+    yield w
+    w.stop()
+
+
+def send_windows(producer: KafkaProducer, topic: str, windows: list[WindowAggregate]) -> None:
+    for w in windows:
+        producer.send(topic, key=w.service.encode(), value=w.model_dump_json().encode())
+    producer.flush(10)
+
+
+class DiagnosisReader:
+    """Reads the diagnoses topic from the start, across calls."""
+
+    def __init__(self, broker: str, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=broker,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=500,
+        )
+        self.seen: dict[str, Diagnosis] = {}
+
+    def wait_for(self, service: str, timeout_s: float, log: Path) -> Diagnosis:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for record in self.consumer:
+                d = Diagnosis.model_validate_json(record.value)
+                self.seen.setdefault(d.service, d)
+            if service in self.seen:
+                return self.seen[service]
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise AssertionError(
+            f"waited {timeout_s}s for a diagnosis of {service}; saw {sorted(self.seen)}\n{tail}"
+        )
+
+
+def test_breaches_become_diagnoses_labels_teach_and_kill9_keeps_the_models(
+    broker: str, config: PerfloopConfig, topics: TopicNames, worker: Worker, tmp_path: Path
+) -> None:
+    base = synthetic_history("memory", "cache", random.Random(7), start=time.time() - 600)
+    producer = KafkaProducer(bootstrap_servers=broker)
+    reader = DiagnosisReader(broker, topics.diagnoses)
+    log = tmp_path / "worker.log"
+
+    def same_history(service: str) -> list[WindowAggregate]:
+        return [
+            w.model_copy(update={"service": service, "window_id": f"{service}:{i}"})
+            for i, w in enumerate(base)
+        ]
+
+    # 1. a breach in, a diagnosis out, with probabilities, decider and attributions
+    send_windows(producer, topics.windows, same_history("svc-a"))
+    first = reader.wait_for("svc-a", 90, log)
+    assert first.area == "memory" and first.incident_id
+    assert set(first.probabilities) == {"cache", "model", "workers"}
+    assert abs(sum(first.probabilities.values()) - 1) < 1e-6
+    assert first.decider in {"river", "torch", "ensemble"}
+    assert len(first.top_features) == config.diagnosis.top_features
+    assert {f.name for f in first.top_features} <= set(first.features)
+    assert 0 <= first.attribution_entropy <= 1 and 0 <= first.attribution_sparsity <= 1
+
+    # 2. a label on the labels topic changes the next prediction for the same features
+    wrong = min(first.probabilities, key=lambda c: first.probabilities[c])
+    label = Label(
+        incident_id=first.incident_id, service="svc-a", area="memory", cause=wrong, ts=time.time()
+    )
+    producer.send(topics.labels, key=b"svc-a", value=label.model_dump_json().encode())
+    producer.flush(10)
+    time.sleep(3)  # the label agent learns asynchronously
+    send_windows(producer, topics.windows, same_history("svc-b"))
+    second = reader.wait_for("svc-b", 60, log)
+    assert second.features == first.features, "the test meant to send identical features"
+    assert second.probabilities[wrong] > first.probabilities[wrong], (
+        f"the label {wrong!r} did not move the prediction: {first.probabilities} -> "
+        f"{second.probabilities}"
+    )
+    assert second.labels_seen == first.labels_seen + 1
+
+    # 3. kill -9 and restart: the learned state survives
+    worker.kill9()
+    worker.start()
+    send_windows(producer, topics.windows, same_history("svc-c"))
+    third = reader.wait_for("svc-c", 90, log)
+    assert third.probabilities == pytest.approx(second.probabilities, abs=1e-9)
+    assert third.labels_seen == second.labels_seen
+    producer.close()
+    reader.consumer.close()
+    assert json.loads(first.model_dump_json())["schema_version"] == 1
