@@ -24,6 +24,7 @@ import re
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 
@@ -43,6 +44,9 @@ from schemas.config import PerfloopConfig, load_config
 from schemas.messages import ActionResult
 
 log = logging.getLogger("perfloop.executor")
+
+
+METADATA_TIMEOUT_S = 30.0
 
 
 def default_executor_id() -> str:
@@ -91,11 +95,27 @@ class Executor:
         self.runner.reported(result)
         log.info("%s %s: %s", result.action_id, result.status, result.detail)
 
+    def _await_topic_metadata(self) -> None:
+        """Know the actions topic's partitions before joining the group.
+
+        A member that joins before its client has the topic's metadata can be assigned
+        nothing until the next metadata refresh (minutes), so wait for it first (bounded).
+        """
+        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        while not self.consumer.partitions_for_topic(self.topic):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"actions topic {self.topic!r}: no partition metadata after "
+                    f"{METADATA_TIMEOUT_S:g} s (does the topic exist?)"
+                )
+            time.sleep(0.2)
+
     def run(self, stop: threading.Event, ready: Callable[[], None] | None = None) -> None:
         """Recover, then consume until ``stop`` is set; always closes the clients."""
         try:
             for result in self.runner.recover():
                 self.publish(result)
+            self._await_topic_metadata()
             self.consumer.subscribe([self.topic])
             if ready is not None:
                 ready()
