@@ -26,11 +26,13 @@ from typing import Any
 
 import faust
 
+from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, DeadLetter, WindowAggregate
 from streams.decoded import RawRecord
 from streams.detect import Detector
 from streams.diagnose_stage import install_diagnose
+from streams.loop_stage import install_loop
 from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.worker")
@@ -48,8 +50,10 @@ class Topics:
     breaches: Any
 
 
-def build_app(config: PerfloopConfig) -> tuple[faust.App, WindowStage]:
-    """The worker's Faust app for ``config`` and the window stage it drives."""
+def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faust.App, WindowStage]:
+    """The worker's Faust app for ``config`` and the window stage it drives.
+
+    With ``keys`` (the action channel's signing keys) the closed loop runs too."""
     names = config.topics.names
     partitions = config.topics.partitions
     app = faust.App(
@@ -71,9 +75,9 @@ def build_app(config: PerfloopConfig) -> tuple[faust.App, WindowStage]:
         value_serializer="raw",
     )
 
-    def topic(name: str) -> Any:
+    def topic(*topic_names: str) -> Any:
         return app.topic(
-            name,
+            *topic_names,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
@@ -189,6 +193,13 @@ def build_app(config: PerfloopConfig) -> tuple[faust.App, WindowStage]:
         return _ServiceState.load(None, detect_state.get(b"h:" + key), config).windows()
 
     install_diagnose(app, config, topic, history_of)
+    if keys is not None:
+        install_loop(app, config, topic, keys)
+    else:
+        log.warning(
+            "PERFLOOP_ACTION_KEY is not set: incidents, commands and verification are off; "
+            "windows, detection and diagnosis run"
+        )
 
     app.perfloop_stage = stage  # type: ignore[attr-defined]
     return app, stage

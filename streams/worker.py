@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 
+from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.topics import create_missing_topics, topic_catalog
 
@@ -17,6 +19,7 @@ def run_worker(config: PerfloopConfig, loglevel: str = "info") -> None:
     created = create_missing_topics(config.broker.bootstrap, topic_catalog(config.topics))
     if created:
         logging.getLogger("perfloop.worker").info("created topics: %s", ", ".join(created))
-    app, _ = build_app(config)
+    keys = Keyring.from_env(os.environ) if os.environ.get("PERFLOOP_ACTION_KEY") else None
+    app, _ = build_app(config, keys)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

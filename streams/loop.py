@@ -1,0 +1,372 @@
+"""The closed loop for one service: breach -> diagnosis -> command -> result -> verdict.
+
+Pure logic, no Kafka: each ``on_*`` method takes the service's :class:`ServiceBook` and one
+event, changes the book, and returns what to send (:class:`LoopOutput`). Time is event time
+only (window boundaries and the event time a command was issued at), so replaying the same
+topics gives the same incidents, commands and verdicts.
+
+States: breached -> diagnosed -> acting (command sent) -> verifying (result ``applied``) ->
+resolved, or back to diagnosed for the next remedy, or escalated (remedies exhausted,
+attempt limit, circuit breaker, executor rejection or repeated failure, no result within
+``result_deadline_windows`` windows). Every change is an :class:`IncidentTransition`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actions.bandit import verdict_reward
+from actions.planner import Act, Attempt, Escalate, Planner, command_for
+from actions.signing import Keyring
+from schemas.config import PerfloopConfig, ThresholdRule
+from schemas.messages import (
+    ActionCommand,
+    ActionResult,
+    Breach,
+    Diagnosis,
+    IncidentTransition,
+    Label,
+    Verification,
+    WindowAggregate,
+)
+from streams.incident import AttemptRecord, Incident, RecentWindow, ServiceBook
+from streams.observations import window_observations
+from streams.verify import verify
+
+MAX_EXECUTOR_FAILURES = 2
+
+
+@dataclass
+class LoopOutput:
+    transitions: list[IncidentTransition] = field(default_factory=list)
+    commands: list[ActionCommand] = field(default_factory=list)
+    verifications: list[Verification] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
+    rewards: list[tuple[str, str, str, bool]] = field(default_factory=list)
+
+    def extend(self, other: LoopOutput) -> None:
+        self.transitions += other.transitions
+        self.commands += other.commands
+        self.verifications += other.verifications
+        self.labels += other.labels
+        self.rewards += other.rewards
+
+
+class Loop:
+    """Moves a service's incidents through their states (see the module docstring)."""
+
+    def __init__(self, config: PerfloopConfig, planner: Planner, keys: Keyring) -> None:
+        self.config = config
+        self.planner = planner
+        self.keys = keys
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _rule(self, incident: Incident) -> ThresholdRule:
+        det = self.config.detection.for_service(incident.service)
+        name = incident.area
+        if incident.area == "attribution":
+            name = incident.signal.split(".")[0]  # attribution_entropy.mean -> its own rule
+        rule: ThresholdRule = getattr(det, name)
+        return rule
+
+    def _move(
+        self,
+        out: LoopOutput,
+        inc: Incident,
+        to: str,
+        reason: str,
+        ts: float,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        out.transitions.append(
+            IncidentTransition(
+                incident_id=inc.incident_id,
+                seq=inc.seq,
+                service=inc.service,
+                area=inc.area,
+                from_state=inc.state if inc.seq else None,
+                to_state=to,
+                reason=reason[:4000],
+                attempt=len(inc.attempts),
+                ts=ts,
+                detail=detail or {},
+            )
+        )
+        inc.seq += 1
+        inc.state = to
+
+    def _escalate(
+        self, out: LoopOutput, book: ServiceBook, inc: Incident, reason: str, ts: float
+    ) -> None:
+        self._move(out, inc, "escalated", reason, ts, {"escalation": inc.summary()})
+        self.planner.settled(inc.service, inc.area)
+        book.close(inc.area)
+
+    def _fill_baseline(self, book: ServiceBook, inc: Incident) -> None:
+        have = {o.start for o in inc.baseline}
+        for w in book.recent:
+            if inc.first_window_start <= w.start < inc.window_end and w.start not in have:
+                obs = w.observations.get(inc.signal)
+                if obs is not None:
+                    inc.baseline.append(obs)
+        inc.baseline.sort(key=lambda o: o.start)
+
+    # -- events ----------------------------------------------------------------------------
+    def on_breach(self, book: ServiceBook, breach: Breach) -> LoopOutput:
+        out = LoopOutput()
+        inc = book.incidents.get(breach.area)
+        if inc is not None:
+            if all(b["breach_id"] != breach.breach_id for b in inc.breaches):
+                inc.breaches.append(breach.model_dump(mode="json"))
+                self._move(
+                    out, inc, inc.state, f"breach {breach.breach_id} joined", breach.window_end
+                )
+            return out
+        if breach.breach_id in book.closed:
+            return out  # a redelivered breach of a closed incident
+        inc = Incident(
+            incident_id=breach.breach_id,
+            service=breach.service,
+            area=breach.area,
+            signal=breach.signal,
+            state="breached",
+            first_window_start=breach.first_window_start,
+            window_end=breach.window_end,
+            breaches=[breach.model_dump(mode="json")],
+        )
+        book.incidents[breach.area] = inc
+        self._fill_baseline(book, inc)
+        reason = f"{breach.signal} {breach.observed:g} {breach.direction} {breach.threshold:g}"
+        self._move(out, inc, "breached", reason, breach.window_end)
+        pending = book.pending_diagnoses.pop(breach.breach_id, None)
+        if pending is not None:
+            out.extend(self.on_diagnosis(book, Diagnosis.model_validate(pending)))
+        return out
+
+    def on_diagnosis(self, book: ServiceBook, diagnosis: Diagnosis) -> LoopOutput:
+        out = LoopOutput()
+        inc = book.incidents.get(diagnosis.area)
+        known = inc is not None and any(b["breach_id"] == diagnosis.breach_id for b in inc.breaches)
+        if inc is None or not known:
+            if diagnosis.breach_id not in book.closed:
+                book.pending_diagnoses[diagnosis.breach_id] = diagnosis.model_dump(mode="json")
+            return out
+        if any(d["diagnosis_id"] == diagnosis.diagnosis_id for d in inc.diagnoses):
+            return out
+        inc.diagnoses.append(
+            {
+                k: getattr(diagnosis, k)
+                for k in ("diagnosis_id", "cause", "probabilities", "decider")
+            }
+        )
+        inc.probabilities = dict(diagnosis.probabilities)
+        if inc.state != "breached":
+            return out  # a later breach joined an incident already being worked on
+        p = diagnosis.probabilities[diagnosis.cause]
+        self._move(
+            out,
+            inc,
+            "diagnosed",
+            f"cause {diagnosis.cause} (p={p:.2f}, {diagnosis.decider})",
+            diagnosis.window_end,
+            {"probabilities": diagnosis.probabilities},
+        )
+        out.extend(self._plan(book, inc, diagnosis.window_end))
+        return out
+
+    def _plan(self, book: ServiceBook, inc: Incident, now: float) -> LoopOutput:
+        out = LoopOutput()
+        history = [Attempt(a.cause, a.remedy, a.outcome) for a in inc.attempts]
+        decision = self.planner.decide(
+            incident_id=inc.incident_id,
+            service=inc.service,
+            area=inc.area,
+            probabilities=inc.probabilities,
+            history=history,
+            now=now,
+        )
+        if isinstance(decision, Escalate):
+            self._escalate(out, book, inc, decision.reason, now)
+            return out
+        if not isinstance(decision, Act):
+            inc.waiting = decision.reason
+            return out
+        inc.waiting = None
+        command = command_for(
+            decision,
+            incident_id=inc.incident_id,
+            service=inc.service,
+            area=inc.area,
+            now=now,
+            keys=self.keys,
+            ttl_s=self.config.planner.command_ttl_s,
+        )
+        inc.attempts.append(
+            AttemptRecord(
+                attempt=decision.attempt,
+                action_id=command.action_id,
+                cause=decision.cause,
+                remedy=decision.remedy,
+                params=dict(decision.params),
+                issued_at=now,
+                dry_run=decision.dry_run,
+                command=command.model_dump(mode="json"),
+            )
+        )
+        out.commands.append(command)
+        dry = " (dry run)" if decision.dry_run else ""
+        self._move(
+            out,
+            inc,
+            "acting",
+            f"{decision.cause}/{decision.remedy} sent{dry}",
+            now,
+            {"action_id": command.action_id, "params": decision.params},
+        )
+        held = book.pending_results.pop(command.action_id, None)
+        if held is not None:
+            out.extend(self.on_result(book, ActionResult.model_validate(held)))
+        return out
+
+    def on_result(self, book: ServiceBook, result: ActionResult) -> LoopOutput:
+        out = LoopOutput()
+        owner = [
+            i
+            for i in book.incidents.values()
+            if any(a.action_id == result.action_id for a in i.attempts)
+        ]
+        if not owner:
+            # a replay may deliver a result before the command is issued again: keep it
+            if result.status != "duplicate" and result.incident_id not in book.closed:
+                book.hold_result(result.action_id, result.model_dump(mode="json"))
+            return out
+        for inc in owner:
+            att = inc.current
+            if att is None or att.action_id != result.action_id or att.result is not None:
+                continue
+            if result.status == "duplicate":
+                return out
+            att.result, att.result_detail = result.status, result.detail[:500]
+            if inc.state != "acting":
+                return out
+            if result.status == "applied":
+                self._move(
+                    out, inc, "verifying", f"{att.remedy} applied: {result.detail}", att.issued_at
+                )
+                out.extend(self._maybe_verify(book, inc))
+            elif result.status == "rejected":
+                self._escalate(
+                    out,
+                    book,
+                    inc,
+                    f"executor rejected {att.action_id}: {result.detail}",
+                    att.issued_at,
+                )
+            else:
+                inc.executor_failures += 1
+                self.planner.settled(inc.service, inc.area)
+                if inc.executor_failures >= MAX_EXECUTOR_FAILURES:
+                    self._escalate(
+                        out,
+                        book,
+                        inc,
+                        f"executor {result.status} {inc.executor_failures} times",
+                        att.issued_at,
+                    )
+                else:
+                    self._move(
+                        out,
+                        inc,
+                        "diagnosed",
+                        f"executor {result.status}: {result.detail}",
+                        att.issued_at,
+                    )
+                    out.extend(self._plan(book, inc, att.issued_at))
+            return out
+        return out
+
+    def on_window(self, book: ServiceBook, window: WindowAggregate) -> LoopOutput:
+        out = LoopOutput()
+        det = self.config.detection.for_service(book.service)
+        if not book.add_window(
+            RecentWindow(window.start, window.end, window_observations(window, det))
+        ):
+            return out
+        deadline = self.config.verification.result_deadline_windows
+        for inc in list(book.incidents.values()):
+            self._fill_baseline(book, inc)
+            att = inc.current
+            if inc.state == "verifying":
+                out.extend(self._maybe_verify(book, inc))
+            elif inc.state == "acting" and att is not None:
+                since = [w for w in book.recent if w.start >= att.issued_at]
+                if len(since) > deadline:
+                    self._escalate(
+                        out,
+                        book,
+                        inc,
+                        f"no result for {att.action_id} within {deadline} windows",
+                        window.end,
+                    )
+            elif inc.state == "diagnosed" and inc.waiting:
+                out.extend(self._plan(book, inc, window.end))
+        return out
+
+    def _maybe_verify(self, book: ServiceBook, inc: Incident) -> LoopOutput:
+        out = LoopOutput()
+        att = inc.current
+        assert att is not None
+        vcfg = self.config.verification
+        after = [w for w in book.recent if w.start >= att.issued_at][vcfg.settle_windows :]
+        if len(after) < vcfg.post_windows:
+            return out
+        post_windows = after[: vcfg.post_windows]
+        post = [w.observations[inc.signal] for w in post_windows if inc.signal in w.observations]
+        self._fill_baseline(book, inc)
+        result = verify(inc.area, self._rule(inc), inc.baseline, post, vcfg)
+        end = post_windows[-1].end
+        verification = Verification(
+            verification_id=f"{att.action_id}:v",
+            incident_id=inc.incident_id,
+            action_id=att.action_id,
+            service=inc.service,
+            area=inc.area,
+            verdict=result.verdict,
+            baseline=result.baseline,
+            post=result.post,
+            statistic=result.statistic,
+            p_value=result.p_value,
+            effect_size=result.effect_size,
+            clear_condition_met=result.clear_condition_met,
+            window_end=end,
+        )
+        out.verifications.append(verification)
+        att.verdict, att.verification_id = result.verdict, verification.verification_id
+        self.planner.settled(inc.service, inc.area)
+        reward = verdict_reward(result.verdict)
+        if reward is not None and not att.dry_run:
+            out.rewards.append((inc.area, att.cause, att.remedy, reward))
+        detail = {
+            "verification_id": verification.verification_id,
+            "p_value": result.p_value,
+            "effect_size": result.effect_size,
+        }
+        if result.verdict == "resolved":
+            self._move(out, inc, "resolved", f"{att.remedy} resolved {inc.area}", end, detail)
+            if not att.dry_run:
+                out.labels.append(
+                    Label(
+                        incident_id=inc.incident_id,
+                        service=inc.service,
+                        area=inc.area,
+                        cause=att.cause,
+                        source="verification",
+                        ts=end,
+                    )
+                )
+            book.close(inc.area)
+            return out
+        self._move(out, inc, "diagnosed", f"verdict {result.verdict} for {att.remedy}", end, detail)
+        out.extend(self._plan(book, inc, end))
+        return out

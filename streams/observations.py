@@ -1,0 +1,35 @@
+"""What verification needs from one closed window: each signal's value and raw points.
+
+>>> from schemas.config import DetectionConfig
+>>> from schemas.messages import SeriesAggregate, WindowAggregate
+>>> s = SeriesAggregate(metric="latency_ms", count=3, sum=30, min=5, max=15, mean=10,
+...                     last=15, p50=10, p95=15, p99=15, sample=[5.0, 10.0, 15.0])
+>>> w = WindowAggregate(window_id="api:1", service="api", start=1.7e9, end=1.7e9 + 10,
+...                     series=[s])
+>>> window_observations(w, DetectionConfig())["latency_ms.p95"].sample
+[5.0, 10.0, 15.0]
+"""
+
+from __future__ import annotations
+
+from schemas.config import DetectionConfig
+from schemas.messages import WindowAggregate
+from streams.signals import _series, _sum, window_signals
+from streams.verify import WindowObservation
+
+
+def window_observations(
+    window: WindowAggregate, config: DetectionConfig
+) -> dict[str, WindowObservation]:
+    """signal name -> the window's observation of it (``config`` is the service's)."""
+    out: dict[str, WindowObservation] = {}
+    for sig in window_signals(window, config):
+        if sig.name == "cache_hit_rate":
+            hits = _sum(window, "cache_hits") or 0.0
+            misses = _sum(window, "cache_misses") or 0.0
+            out[sig.name] = WindowObservation(window.start, sig.value, [], (hits, misses))
+            continue
+        metric = sig.name.split(".")[0]
+        sample = [x for s in _series(window, metric) for x in s.sample]
+        out[sig.name] = WindowObservation(window.start, sig.value, sample)
+    return out
