@@ -35,6 +35,7 @@ class AttemptRecord:
     command: dict[str, Any] = field(default_factory=dict)
     result: str | None = None
     result_detail: str = ""
+    applied_at: float | None = None
     verdict: str | None = None
     verification_id: str | None = None
 

@@ -251,6 +251,9 @@ class Loop:
             if inc.state != "acting":
                 return out
             if result.status == "applied":
+                # the remedy acts from when it was applied; the result's time is part of the
+                # recorded result, so a replay of the results topic gives the same windows
+                att.applied_at = max(att.issued_at, result.ts)
                 self._move(
                     out, inc, "verifying", f"{att.remedy} applied: {result.detail}", att.issued_at
                 )
@@ -318,7 +321,8 @@ class Loop:
         att = inc.current
         assert att is not None
         vcfg = self.config.verification
-        after = [w for w in book.recent if w.start >= att.issued_at][vcfg.settle_windows :]
+        since = att.issued_at if att.applied_at is None else att.applied_at
+        after = [w for w in book.recent if w.start >= since][vcfg.settle_windows :]
         if len(after) < vcfg.post_windows:
             return out
         post_windows = after[: vcfg.post_windows]

@@ -1,0 +1,175 @@
+"""The closed loop on the real broker: a test service breaches, perfloop diagnoses it, sends
+signed commands that an executor applies to the service, verifies the windows after each
+action, and resolves or escalates."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+from loop_support import SECRET, ServiceHandler, TestService, TopicReader, Worker, run_services
+
+from actions.executor import start_in_thread
+from actions.signing import Keyring
+from schemas.config import PerfloopConfig, TopicNames
+
+pytestmark = pytest.mark.broker
+
+LOOP_TOML = """
+[windows]
+length_s = 1.0
+lateness_s = 0.3
+idle_timeout_s = 300
+[detection.memory]
+direction = "above"
+fire = 33.6e9
+clear = 32e9
+for_windows = 2
+clear_windows = 2
+[verification]
+settle_windows = 1
+post_windows = 3
+min_observations = 8
+[planner]
+cooldown_s = 0
+max_attempts = 3
+"""
+
+
+def loop_config(config: PerfloopConfig, path: Path) -> Path:
+    names = config.topics.names.model_dump()
+    head = [
+        "[broker]", f'bootstrap = "{config.broker.bootstrap}"',
+        "[topics]", f"partitions = {config.topics.partitions}", "[topics.names]",
+        *(f'{k} = "{v}"' for k, v in names.items()),
+        "[worker]", f'app_id = "{config.worker.app_id}"',
+        f'state_dir = "{config.worker.state_dir}"', "session_timeout_s = 6",
+        "heartbeat_interval_s = 1",
+    ]  # fmt: skip
+    path.write_text("\n".join(head) + "\n" + LOOP_TOML)
+    return path
+
+
+class LoopRun:
+    """A worker, an executor with the test-service handler, and the services' producer."""
+
+    def __init__(self, broker: str, config: PerfloopConfig, topics: TopicNames, tmp: Path,
+                 services: list[TestService]) -> None:  # fmt: skip
+        self.topics = topics
+        self.worker = Worker(
+            loop_config(config, tmp / "loop.toml"), tmp / "worker.log",
+            {"PERFLOOP_ACTION_KEY": SECRET},
+        ).start()  # fmt: skip
+        self.handler = ServiceHandler(services)
+        exec_cfg = config.model_copy(
+            update={
+                "executor": config.executor.model_copy(
+                    update={"default_handler": self.handler.name}
+                )
+            }
+        )
+        self.exec_thread, self.exec_stop = start_in_thread(
+            exec_cfg, keys=Keyring.parse(SECRET), handlers={self.handler.name: self.handler}
+        )
+        self.services = services
+        self.stop = threading.Event()
+        self.reader = TopicReader(
+            broker, topics.incidents, topics.actions, topics.verifications, topics.labels,
+            topics.action_results,
+        )  # fmt: skip
+        self.thread = run_services(services, self.stop)
+
+    def transitions(self, service: str) -> list[dict[str, Any]]:
+        return [t for t in self.reader.seen[self.topics.incidents] if t["service"] == service]
+
+    def states(self, service: str) -> list[str]:
+        return [t["to_state"] for t in self.transitions(service)]
+
+    def verdicts(self, service: str) -> list[str]:
+        seen = self.reader.seen[self.topics.verifications]
+        return [v["verdict"] for v in seen if v["service"] == service]
+
+    def wait_state(self, service: str, state: str, timeout_s: float = 90.0) -> None:
+        self.reader.wait(
+            f"{service} to reach {state}", lambda: state in self.states(service), timeout_s,
+            lambda: f"states: {self.states(service)}\n{self.worker.tail()}",
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.exec_stop.set()
+        self.exec_thread.join(30)
+        self.worker.stop()
+        self.reader.close()
+
+
+@pytest.fixture
+def producer(broker: str) -> Any:
+    p = KafkaProducer(bootstrap_servers=broker, linger_ms=5)
+    yield p
+    p.close()
+
+
+def test_resolve_next_remedy_escalate_noise_and_no_data(
+    broker: str, config: PerfloopConfig, topics: TopicNames, tmp_path: Path, producer: Any
+) -> None:
+    m = topics.metrics
+    resolved = TestService(producer, m, "svc-resolved", 40e9, {"reduce_ttl"})
+    second = TestService(producer, m, "svc-second", 40e9, {"increase_eviction"})
+    stubborn = TestService(producer, m, "svc-stubborn", 40e9, set())
+    noisy = TestService(producer, m, "svc-noisy", 40e9, {"reduce_ttl"}, fixed_level=39e9,
+                        noise=0.4)  # fmt: skip
+    silent = TestService(producer, m, "svc-silent", 40e9, set())
+    silent.silenced_by = {"reduce_ttl"}
+    run = LoopRun(broker, config, topics, tmp_path,
+                  [resolved, second, stubborn, noisy, silent])  # fmt: skip
+    try:
+        # a memory incident caused by the cache, resolved by reduce_ttl
+        run.wait_state("svc-resolved", "resolved")
+        assert run.states("svc-resolved") == [
+            "breached", "diagnosed", "acting", "verifying", "resolved"
+        ]  # fmt: skip
+        diag = run.transitions("svc-resolved")[1]
+        assert diag["reason"].startswith("cause cache")
+        acting = run.transitions("svc-resolved")[2]
+        assert "cache/reduce_ttl" in acting["reason"]
+        assert run.verdicts("svc-resolved") == ["resolved"]
+
+        # the first remedy does not help, the second does
+        run.wait_state("svc-second", "resolved")
+        assert run.verdicts("svc-second") == ["unchanged", "resolved"]
+        cmds = [c for c in run.reader.seen[topics.actions] if c["service"] == "svc-second"]
+        assert [(c["remedy"], c["attempt"]) for c in cmds] == [
+            ("reduce_ttl", 1), ("increase_eviction", 2)
+        ]  # fmt: skip
+        labels = [lb for lb in run.reader.seen[topics.labels] if lb["service"] == "svc-second"]
+        assert [(lb["cause"], lb["source"]) for lb in labels] == [("cache", "verification")]
+
+        # no remedy fixes it: escalated at the attempt limit, with the whole history
+        run.wait_state("svc-stubborn", "escalated", timeout_s=120)
+        escalation = run.transitions("svc-stubborn")[-1]["detail"]["escalation"]
+        assert [r["verdict"] for r in escalation["remedies"]] == ["unchanged"] * 3
+        assert escalation["breach"]["service"] == "svc-stubborn"
+        assert escalation["diagnoses"][0]["cause"] == "cache"
+
+        # noise without a significant change is never resolved; no data is no_data
+        run.reader.wait(
+            "a verdict for svc-noisy and svc-silent",
+            lambda: bool(run.verdicts("svc-noisy")) and bool(run.verdicts("svc-silent")),
+            60, lambda: f"{run.states('svc-noisy')} {run.states('svc-silent')}",
+        )  # fmt: skip
+        assert run.verdicts("svc-noisy")[0] in {"unchanged", "improved"}
+        assert run.verdicts("svc-silent")[0] == "no_data"
+        assert "resolved" not in run.states("svc-silent")
+
+        # every command ran exactly once, and the bandit learned from the verdicts
+        assert all(n == 1 for n in Counter(run.handler.calls).values()), run.handler.calls
+        bandit = (Path(config.worker.state_dir) / "planner" / "bandit.json").read_text()
+        assert "increase_eviction" in bandit
+    finally:
+        run.close()
