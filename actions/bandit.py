@@ -37,6 +37,7 @@ from schemas.vocabulary import remedies_of
 
 RankMode = Literal["thompson", "mean"]
 _FORMAT = 1
+RECENT_OUTCOMES = 256
 
 
 class RemedyBandit:
@@ -57,47 +58,77 @@ class RemedyBandit:
         self.prior_strength = prior_strength
         self.mode = mode
         self._counts: dict[str, list[int]] = {}  # "area/cause/remedy" -> [successes, failures]
+        # the most recent outcomes with their event time, so that a ranking at event time
+        # ``now`` leaves out what was verified after it (a replay then ranks the same way)
+        self._recent: dict[str, list[tuple[float, bool]]] = {}
 
     # -- learning --------------------------------------------------------------------------
-    def reward(self, area: str, cause: str, remedy: str, success: bool) -> None:
-        """Record one verified outcome of ``remedy`` for ``cause``."""
+    def reward(
+        self, area: str, cause: str, remedy: str, success: bool, ts: float | None = None
+    ) -> None:
+        """Record one verified outcome of ``remedy`` for ``cause`` (verified at event time
+        ``ts``, when known)."""
         self._position(area, cause, remedy)  # validates the names
-        counts = self._counts.setdefault(f"{area}/{cause}/{remedy}", [0, 0])
+        name = f"{area}/{cause}/{remedy}"
+        counts = self._counts.setdefault(name, [0, 0])
         counts[0 if success else 1] += 1
+        if ts is not None:
+            recent = self._recent.setdefault(name, [])
+            recent.append((float(ts), bool(success)))
+            del recent[:-RECENT_OUTCOMES]
 
     # -- querying --------------------------------------------------------------------------
-    def observations(self, area: str, cause: str, remedy: str) -> int:
-        """How many outcomes of this remedy have been recorded."""
-        return sum(self._counts.get(f"{area}/{cause}/{remedy}", (0, 0)))
+    def _seen(self, name: str, now: float | None) -> tuple[int, int]:
+        wins, losses = self._counts.get(name, (0, 0))
+        if now is not None:
+            for ts, success in self._recent.get(name, ()):
+                if ts > now:
+                    wins, losses = (wins - 1, losses) if success else (wins, losses - 1)
+        return wins, losses
+
+    def observations(self, area: str, cause: str, remedy: str, now: float | None = None) -> int:
+        """How many outcomes of this remedy have been recorded (up to event time ``now``)."""
+        return sum(self._seen(f"{area}/{cause}/{remedy}", now))
 
     def prior(self, area: str, cause: str, remedy: str) -> tuple[float, float]:
         """The flowchart prior (alpha, beta) of this remedy."""
         position, k = self._position(area, cause, remedy)
         return (self.prior_strength * (k - position) / k, 1.0)
 
-    def posterior(self, area: str, cause: str, remedy: str) -> tuple[float, float]:
-        """The posterior (alpha, beta): the prior plus successes and failures."""
+    def posterior(
+        self, area: str, cause: str, remedy: str, now: float | None = None
+    ) -> tuple[float, float]:
+        """The posterior (alpha, beta): the prior plus successes and failures (up to ``now``)."""
         a, b = self.prior(area, cause, remedy)
-        wins, losses = self._counts.get(f"{area}/{cause}/{remedy}", (0, 0))
+        wins, losses = self._seen(f"{area}/{cause}/{remedy}", now)
         return (a + wins, b + losses)
 
-    def mean(self, area: str, cause: str, remedy: str) -> float:
+    def mean(self, area: str, cause: str, remedy: str, now: float | None = None) -> float:
         """The posterior mean success rate."""
-        a, b = self.posterior(area, cause, remedy)
+        a, b = self.posterior(area, cause, remedy, now)
         return a / (a + b)
 
-    def rank(self, area: str, cause: str, candidates: Sequence[str], *, key: str = "") -> list[str]:
-        """``candidates`` best first (see the module docstring for the rule)."""
+    def rank(
+        self,
+        area: str,
+        cause: str,
+        candidates: Sequence[str],
+        *,
+        key: str = "",
+        now: float | None = None,
+    ) -> list[str]:
+        """``candidates`` best first (see the module docstring for the rule); with ``now``,
+        only outcomes verified up to that event time count."""
         if not candidates:
             return []
         positions = [self._position(area, cause, name)[0] for name in candidates]
-        evidence = any(self.observations(area, cause, name) for name in candidates)
+        evidence = any(self.observations(area, cause, name, now) for name in candidates)
         if self.mode == "thompson" and evidence:
             rng = np.random.default_rng([self.seed, zlib.crc32(f"{area}/{cause}/{key}".encode())])
-            params = [self.posterior(area, cause, name) for name in candidates]
+            params = [self.posterior(area, cause, name, now) for name in candidates]
             scores = [float(rng.beta(a, b)) for a, b in params]
         else:
-            scores = [self.mean(area, cause, name) for name in candidates]
+            scores = [self.mean(area, cause, name, now) for name in candidates]
         order = sorted(range(len(candidates)), key=lambda i: (-scores[i], positions[i]))
         return [candidates[i] for i in order]
 
@@ -111,6 +142,7 @@ class RemedyBandit:
                 "prior_strength": self.prior_strength,
                 "mode": self.mode,
                 "counts": {k: list(v) for k, v in sorted(self._counts.items())},
+                "recent": {k: [list(e) for e in v] for k, v in sorted(self._recent.items())},
             },
             sort_keys=True,
         )
@@ -132,6 +164,8 @@ class RemedyBandit:
             ):
                 raise ValueError(f"counts.{name}: {pair!r} is not [successes, failures]")
             bandit._counts[name] = [pair[0], pair[1]]
+        for name, events in data.get("recent", {}).items():
+            bandit._recent[name] = [(float(ts), bool(ok)) for ts, ok in events]
         return bandit
 
     @staticmethod

@@ -85,6 +85,7 @@ class Planner:
         history: Sequence[Attempt],
         *,
         key: str = "",
+        now: float | None = None,
     ) -> Act | Escalate:
         """The next remedy by cause probability and learned rank, ignoring the guardrails."""
         if len(history) >= self.config.max_attempts:
@@ -96,7 +97,7 @@ class Planner:
             left = [r for r in remedies_of(area, cause) if (cause, r) not in tried]
             if not left:
                 continue
-            best = self.bandit.rank(area, cause, left, key=f"{key}:{len(history) + 1}")[0]
+            best = self.bandit.rank(area, cause, left, key=f"{key}:{len(history) + 1}", now=now)[0]
             entry = catalog_remedy(area, cause, best)
             return Act(
                 cause=cause,
@@ -123,7 +124,7 @@ class Planner:
         pending = [a for a in history if a.verdict is None]
         if pending:
             return Wait(f"{pending[-1].remedy} is in flight for {incident_id}")
-        choice = self.next_remedy(area, probabilities, history, key=incident_id)
+        choice = self.next_remedy(area, probabilities, history, key=incident_id, now=now)
         if isinstance(choice, Escalate):
             return choice
         blocked = self.guardrails.check(service, area, now)
@@ -147,9 +148,11 @@ class Planner:
         """The remedy in flight for (service, area) has an outcome (verified or failed)."""
         self.guardrails.settled(service, area)
 
-    def reward(self, area: str, cause: str, remedy: str, success: bool) -> None:
-        """Teach the bandit one verified outcome."""
-        self.bandit.reward(area, cause, remedy, success)
+    def reward(
+        self, area: str, cause: str, remedy: str, success: bool, ts: float | None = None
+    ) -> None:
+        """Teach the bandit one verified outcome (verified at event time ``ts``)."""
+        self.bandit.reward(area, cause, remedy, success, ts)
 
 
 def command_for(

@@ -181,18 +181,29 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             key = window.service.encode()
             state = _ServiceState.load(detect_state.get(key), detect_state.get(b"h:" + key), config)
             breaches = state.observe(window, config.windows.history_windows)
-            # the history first (idempotent), so the diagnose stage finds the breach window
+            # the history first (idempotent), so the diagnose stage finds the breach window;
+            # each breach also keeps the windows it saw, so its diagnosis does not depend on
+            # how far detection has run ahead of diagnosis (a replay diagnoses the same)
             detect_state[b"h:" + key] = state.dump_history()
+            for breach in breaches:
+                detect_state[b"b:" + breach.breach_id.encode()] = state.dump_history()
             for breach in breaches:
                 fut = await topics.breaches.send(key=key, value=breach.model_dump_json().encode())
                 await fut  # the breach is durable before the detector state that remembers it
             detect_state[key] = state.dump_detector()
 
-    def history_of(service: str) -> list[WindowAggregate]:
-        key = service.encode()
-        return _ServiceState.load(None, detect_state.get(b"h:" + key), config).windows()
+    def history_of(breach: Breach) -> list[WindowAggregate]:
+        """The windows the breach was detected on."""
+        snapshot = detect_state.get(b"b:" + breach.breach_id.encode())
+        if snapshot is None:  # a redelivered, already diagnosed breach: the current history
+            snapshot = detect_state.get(b"h:" + breach.service.encode())
+        return _ServiceState.load(None, snapshot, config).windows()
 
-    install_diagnose(app, config, topic, history_of)
+    def diagnosed(breach: Breach) -> None:
+        """The breach's diagnosis is out: its snapshot of windows is no longer needed."""
+        detect_state.pop(b"b:" + breach.breach_id.encode(), None)
+
+    install_diagnose(app, config, topic, history_of, diagnosed)
     if keys is not None:
         install_loop(app, config, topic, keys)
     else:

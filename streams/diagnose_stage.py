@@ -117,7 +117,8 @@ def install_diagnose(
     app: Any,
     config: PerfloopConfig,
     topic: Callable[[str], Any],
-    history_of: Callable[[str], list[WindowAggregate]],
+    history_of: Callable[[Breach], list[WindowAggregate]],
+    diagnosed: Callable[[Breach], None] = lambda breach: None,
 ) -> DiagnoseStage:
     """Add the diagnose and label agents to the worker's Faust ``app``."""
     names = config.topics.names
@@ -133,11 +134,12 @@ def install_diagnose(
     async def diagnose(stream: Any) -> None:
         async for event in stream.events():
             breach = Breach.model_validate_json(event.value)
-            diagnosis = stage.diagnose(breach, history_of(breach.service))
+            diagnosis = stage.diagnose(breach, history_of(breach))
             fut = await diagnoses.send(
                 key=breach.service.encode(), value=diagnosis.model_dump_json().encode()
             )
             await fut
+            diagnosed(breach)
 
     @app.agent(labels)
     async def learn(stream: Any) -> None:

@@ -43,7 +43,7 @@ class LoopOutput:
     commands: list[ActionCommand] = field(default_factory=list)
     verifications: list[Verification] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
-    rewards: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    rewards: list[tuple[str, str, str, bool, float]] = field(default_factory=list)
 
     def extend(self, other: LoopOutput) -> None:
         self.transitions += other.transitions
@@ -350,7 +350,7 @@ class Loop:
         self.planner.settled(inc.service, inc.area)
         reward = verdict_reward(result.verdict)
         if reward is not None and not att.dry_run:
-            out.rewards.append((inc.area, att.cause, att.remedy, reward))
+            out.rewards.append((inc.area, att.cause, att.remedy, reward, end))
         detail = {
             "verification_id": verification.verification_id,
             "p_value": result.p_value,

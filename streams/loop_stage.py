@@ -103,8 +103,8 @@ def install_loop(
                 log.error("%s[%d]@%d rejected: %s", msg.topic, msg.partition, msg.offset, exc)
                 continue
             await send(out, key)
-            for area, cause, remedy, success in out.rewards:
-                loop.planner.reward(area, cause, remedy, success)
+            for area, cause, remedy, success, ts in out.rewards:
+                loop.planner.reward(area, cause, remedy, success, ts)
             if out.rewards:
                 _save_bandit(loop.planner, state_dir)
             table[key] = book.dumps()

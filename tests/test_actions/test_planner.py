@@ -210,3 +210,17 @@ def test_an_act_becomes_a_signed_command() -> None:
         "inc-1:a1", "use_mps_efficiently", "mps", True,
     )  # fmt: skip
     assert verify(cmd, keys, now=T0 + 1) is None
+
+
+def test_a_ranking_at_event_time_ignores_outcomes_verified_later() -> None:
+    from actions.bandit import RemedyBandit
+
+    bandit = RemedyBandit(seed=3)
+    names = ["reduce_ttl", "increase_eviction", "compress_data"]
+    for i in range(30):
+        bandit.reward("memory", "cache", "compress_data", True, ts=2_000.0 + i)
+        bandit.reward("memory", "cache", "reduce_ttl", False, ts=2_000.0 + i)
+    assert bandit.rank("memory", "cache", names, key="k", now=1_000.0) == names
+    assert bandit.rank("memory", "cache", names, key="k", now=3_000.0)[0] == "compress_data"
+    restored = RemedyBandit.loads(bandit.dumps())
+    assert restored.rank("memory", "cache", names, key="k", now=1_000.0) == names

@@ -81,8 +81,8 @@ class Run:
 
     def feed(self, out: LoopOutput) -> LoopOutput:
         self.sent.extend(out)
-        for area, cause, remedy, success in out.rewards:
-            self.loop.planner.reward(area, cause, remedy, success)
+        for area, cause, remedy, success, ts in out.rewards:
+            self.loop.planner.reward(area, cause, remedy, success, ts)
         return out
 
     def windows(self, count: int, memory: float | None, noise: float = 0.01) -> None:
@@ -115,7 +115,7 @@ def test_cache_incident_is_resolved_by_reduce_ttl() -> None:
     assert verdict.verdict == "resolved" and verdict.p_value is not None and verdict.p_value < 0.05
     assert verdict.effect_size is not None and verdict.effect_size > 0.4
     assert [(lb.cause, lb.source) for lb in run.sent.labels] == [("cache", "verification")]
-    assert run.sent.rewards == [("memory", "cache", "reduce_ttl", True)]
+    assert [r[:4] for r in run.sent.rewards] == [("memory", "cache", "reduce_ttl", True)]
     assert [t.seq for t in run.sent.transitions] == list(range(5))
     assert "memory" not in run.book.incidents
 
@@ -133,7 +133,7 @@ def test_first_remedy_does_not_help_second_resolves() -> None:
     run.feed(run.loop.on_result(run.book, applied(second.action_id)))
     run.windows(4, 18e9)
     assert [v.verdict for v in run.sent.verifications] == ["unchanged", "resolved"]
-    assert run.sent.rewards == [
+    assert [r[:4] for r in run.sent.rewards] == [
         ("memory", "cache", "reduce_ttl", False),
         ("memory", "cache", "increase_eviction", True),
     ]
