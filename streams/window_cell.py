@@ -1,10 +1,14 @@
 """The running aggregate of one series in one window, and its deterministic sample.
 
-A :class:`WindowCell` keeps count, sum, min, max, the last value by event time (ties go to the
-later arrival), a :class:`~streams.sketch.QuantileSketch`, and a reservoir sample of at most
-``k`` raw values. The reservoir is Algorithm R driven by a counter-based hash (splitmix64) of
-the cell's seed and each value's position in the cell, so it needs no random state and is the
-same for the same input order, across processes and restarts.
+A :class:`WindowCell` keeps count, the exact sum, min, max, the last value by event time (ties
+go to the later arrival), a :class:`~streams.sketch.QuantileSketch`, and a reservoir sample of
+at most ``k`` raw values. The reservoir is Algorithm R driven by a counter-based hash
+(splitmix64) of the cell's seed and each value's position in the cell, so it needs no random
+state and is the same for the same input order, across processes and restarts.
+
+The sum is kept exactly, as an integer count of 2**-1074 (every float64 is a whole multiple
+of that), and rounded once when read: float addition is not associative, so a rounded running
+sum would depend on how the points were split into batches, and a replay would not reproduce it.
 
 >>> cell = WindowCell.empty(seed=1, alpha=0.01)
 >>> import numpy as np
@@ -51,6 +55,57 @@ def uniforms(seed: int, start: int, stop: int) -> npt.NDArray[np.float64]:
 
 
 _MASK = (1 << 64) - 1
+EXACT_SHIFT = 1074  # sums are kept as integers in units of 2**-1074
+_EXACT_UNIT = 1 << EXACT_SHIFT
+_LOW_BITS = np.int64((1 << 26) - 1)
+
+
+def exact_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp]) -> list[int]:
+    """The exact sums of ``values[starts[i]:starts[i + 1]]`` in units of 2**-1074.
+
+    Vectorized: each value is split into an integer mantissa and an exponent; mantissas of
+    one (group, exponent) are summed as int64 halves, and Python only adds one big integer
+    per distinct (group, exponent).
+
+    >>> v = np.array([0.1, 0.2, 0.3, 1e300, -1e300, 5e-324])
+    >>> [t / 2**1074 for t in exact_sums(v, np.array([0, 3]))]  # 0.1 + 0.2 + 0.3 rounds once
+    [0.6, 5e-324]
+    """
+    n = values.size
+    if n == 0:
+        return []
+    mant, exp = np.frexp(values)
+    m = (mant * 2.0**53).astype(np.int64)  # exact: value = m * 2**(exp - 53)
+    shift = exp.astype(np.int64) + (EXACT_SHIFT - 53)
+    tiny = shift < 0  # subnormals: their low mantissa bits are zero, shifting right is exact
+    if tiny.any():
+        m[tiny] >>= -shift[tiny]
+        shift[tiny] = 0
+    counts = np.diff(np.append(starts, n))
+    group = np.repeat(np.arange(starts.size, dtype=np.int64), counts)
+    low = int(shift.min())
+    key = group * (int(shift.max()) - low + 1) + (shift - low)
+    order = np.argsort(key, kind="stable")
+    key, m = key[order], m[order]
+    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    high_sums = np.add.reduceat(m >> 26, first).tolist()
+    low_sums = np.add.reduceat(m & _LOW_BITS, first).tolist()
+    span = int(shift.max()) - low + 1
+    out = [0] * starts.size
+    for k, hi, lo in zip(key[first].tolist(), high_sums, low_sums, strict=True):
+        g, e = divmod(k, span)
+        out[g] += ((hi << 26) + lo) << (e + low)
+    return out
+
+
+def exact_of(value: float) -> int:
+    """``value`` in units of 2**-1074, exactly.
+
+    >>> exact_of(0.5) == 2**1073
+    True
+    """
+    num, den = value.as_integer_ratio()
+    return num * (_EXACT_UNIT // den)
 
 
 def uniform(seed: int, position: int) -> float:
@@ -71,7 +126,7 @@ class WindowCell:
     """One series' aggregates in one window (see the module docstring)."""
 
     count: int
-    sum: float
+    exact_sum: int  # in units of 2**-1074 (see the module docstring)
     min: float
     max: float
     last: float
@@ -83,7 +138,12 @@ class WindowCell:
     @classmethod
     def empty(cls, seed: int, alpha: float) -> WindowCell:
         inf = float("inf")
-        return cls(0, 0.0, inf, -inf, 0.0, -inf, seed, [], QuantileSketch(alpha))
+        return cls(0, 0, inf, -inf, 0.0, -inf, seed, [], QuantileSketch(alpha))
+
+    @property
+    def sum(self) -> float:
+        """The sum of the values, rounded once."""
+        return self.exact_sum / _EXACT_UNIT
 
     def add(self, values: npt.NDArray[np.float64], ts: npt.NDArray[np.float64], k: int) -> None:
         """Add points in arrival order (a convenience for tests; the window stage uses
@@ -92,7 +152,7 @@ class WindowCell:
         last_pos = int(np.flatnonzero(ts == t_max)[-1])
         self.add_summary(
             count=int(values.size),
-            total=float(values.sum()),
+            total=exact_sums(values, np.zeros(1, np.intp))[0],
             low=float(values.min()),
             high=float(values.max()),
             last=float(values[last_pos]),
@@ -105,7 +165,7 @@ class WindowCell:
     def add_summary(
         self,
         count: int,
-        total: float,
+        total: int,
         low: float,
         high: float,
         last: float,
@@ -114,14 +174,15 @@ class WindowCell:
         keys: npt.NDArray[np.int64] | None,
         k: int,
     ) -> None:
-        """Fold in a group of ``count`` points (arrival order) summarized by the caller.
+        """Fold in a group of ``count`` points (arrival order) summarized by the caller;
+        ``total`` is their exact sum (see :func:`exact_sums`).
 
         ``keys`` are the values' sketch keys when the caller computed them and every value is
         positive; otherwise the sketch computes them.
         """
         seen = self.count
         self.count = seen + count
-        self.sum += total
+        self.exact_sum += total
         if low < self.min:
             self.min = low
         if high > self.max:
@@ -180,7 +241,7 @@ class WindowCell:
     def to_json(self) -> list[Any]:
         return [
             self.count,
-            self.sum,
+            self.exact_sum,
             self.min,
             self.max,
             self.last,
@@ -195,7 +256,7 @@ class WindowCell:
         count, total, low, high, last, last_ts, seed, sample, sketch = data
         return cls(
             int(count),
-            float(total),
+            total if type(total) is int else exact_of(float(total)),
             float(low),
             float(high),
             float(last),

@@ -45,7 +45,7 @@ from schemas.config import WindowsConfig
 from schemas.messages import WindowAggregate
 from streams.decode import DecodedBatch, SeriesKey
 from streams.sketch import QuantileSketch
-from streams.window_cell import WindowCell, stable_seed
+from streams.window_cell import WindowCell, exact_sums, stable_seed
 
 STATE_VERSION = 1
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
@@ -182,7 +182,7 @@ class PartitionWindows:
         n = gkey.size
         starts = np.flatnonzero(np.concatenate(([True], gkey[1:] != gkey[:-1])))
         counts = np.diff(np.append(starts, n))
-        sums = np.add.reduceat(values, starts)
+        sums = exact_sums(values, starts)
         lows = np.minimum.reduceat(values, starts)
         highs = np.maximum.reduceat(values, starts)
         t_max = np.maximum.reduceat(ts, starts)
@@ -198,7 +198,7 @@ class PartitionWindows:
             w[starts].tolist(),
             gid[starts].tolist(),
             counts.tolist(),
-            sums.tolist(),
+            sums,
             lows.tolist(),
             highs.tolist(),
             values[last_pos].tolist(),

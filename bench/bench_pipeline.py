@@ -1,0 +1,216 @@
+"""Throughput of the whole worker on the real broker: metrics -> windows -> breaches.
+
+Run ``python bench/bench_pipeline.py`` (``--help`` for sizes; ``PERFLOOP_BROKER`` or
+``--broker`` names the broker). For each message form (columnar batches, single points) it
+pre-produces a realistic mix - many services, the metrics of all five areas - into fresh
+topics, then measures:
+
+- the bare rate: a plain aiokafka consumer reading the same topic (the ceiling);
+- the worker rate: ``perfloop worker`` from ready (startup excluded) until its last window is
+  out, points per second through ingest, windows and detection;
+- the worker's peak RSS (VmHWM) and its growth over the idle worker per active series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from actions.kafka_clients import KafkaConsumer, KafkaProducer
+from schemas.config import PerfloopConfig, TopicNames
+from schemas.topics import create_missing_topics, topic_catalog
+
+T0 = 1_760_000_000.0
+METRICS = [
+    "memory_bytes", "memory_cache_bytes", "memory_model_bytes", "memory_workers_bytes",
+    "latency_ms", "latency_processing_ms", "latency_network_ms", "latency_db_ms",
+    "throughput_rps", "cpu_util", "cache_hits", "cache_misses", "cache_evictions",
+    "attribution_entropy", "attribution_sparsity", "attribution_accuracy",
+]  # fmt: skip
+RUN_WORKER = (
+    "import sys; from schemas.config import load_config; from streams.worker import run_worker; "
+    "run_worker(load_config(sys.argv[1]))"
+)
+SCALE = {"memory": 2e10, "latency": 120.0, "throughput": 150.0, "cpu": 0.6, "cache": 50.0}
+
+
+def _scale(metric: str) -> float:
+    return SCALE.get(metric.split("_")[0], 0.5)
+
+
+def messages(
+    services: int, rounds: int, per_msg: int, length_s: float
+) -> list[tuple[bytes, bytes]]:
+    """``rounds`` windows of every (service, metric) series; ``per_msg`` points a message
+    (1 = single-point messages), in event-time order."""
+    rng = np.random.default_rng(0)
+    out: list[tuple[bytes, bytes]] = []
+    per_series = max(per_msg, 10)  # points per series per window
+    step = length_s / per_series
+    for r in range(rounds):
+        base = T0 + r * length_s
+        ts = np.round(base + step * (np.arange(per_series) + 0.5), 4)
+        if per_msg == 1:
+            for i in range(per_series):
+                for s in range(services):
+                    for m in METRICS:
+                        v = round(float(rng.lognormal(0, 0.3)) * _scale(m), 3)
+                        body = {"service": f"svc-{s:04d}", "metric": m, "value": v,
+                                "ts": float(ts[i])}  # fmt: skip
+                        out.append((body["service"].encode(), json.dumps(body).encode()))
+        else:
+            for s in range(services):
+                for m in METRICS:
+                    values = np.round(rng.lognormal(0, 0.3, per_series) * _scale(m), 3)
+                    body = {"service": f"svc-{s:04d}", "metric": m, "ts": ts.tolist(),
+                            "values": values.tolist()}  # fmt: skip
+                    out.append((body["service"].encode(), json.dumps(body).encode()))
+    end = T0 + rounds * length_s + length_s  # closes every window
+    for p in range(64):
+        tick = {"service": f"tick-{p}", "metric": "queue_depth", "value": 0, "ts": end}
+        out.append((f"tick-{p}".encode(), json.dumps(tick).encode()))
+    return out
+
+
+def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                             batch_size=1 << 20, max_request_size=8 << 20, acks=1)  # fmt: skip
+    for key, value in values:
+        producer.send(topic, key=key, value=value)
+    producer.flush(300)
+    producer.close()
+
+
+def bare_rate(bootstrap: str, topic: str, count: int) -> float:
+    async def run() -> float:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                    auto_offset_reset="earliest", enable_auto_commit=False,
+                                    max_partition_fetch_bytes=8 << 20)  # fmt: skip
+        start = time.perf_counter()  # like the worker's: from connecting to the last record
+        await consumer.start()
+        got = 0
+        try:
+            while got < count:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                got += sum(len(b) for b in batches.values())
+        finally:
+            await consumer.stop()
+        return got / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
+def _status(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _toml(data: dict[str, object], prefix: str = "") -> str:
+    plain = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
+    lines = [f"[{prefix}]"] if prefix and plain else []
+    lines += [f"{k} = {json.dumps(v)}" for k, v in plain.items()]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines.append(_toml(v, f"{prefix}.{k}" if prefix else k))
+    return "\n".join(lines) + "\n"
+
+
+def worker_run(config: PerfloopConfig, folder: Path, windows: int) -> tuple[float, int, int]:
+    """(seconds from ready to the last window, peak RSS, RSS when ready) of one worker."""
+    path = folder / "worker.toml"
+    path.write_text(_toml(config.model_dump(exclude_defaults=True)))
+    log = folder / "worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERFLOOP_")}
+    with log.open("wb") as out:  # what ``perfloop worker --config path`` runs
+        proc = subprocess.Popen([sys.executable, "-c", RUN_WORKER, str(path)], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    reader = KafkaConsumer(config.topics.names.windows, bootstrap_servers=config.broker.bootstrap,
+                           auto_offset_reset="earliest", enable_auto_commit=False,
+                           group_id=None, consumer_timeout_ms=200)  # fmt: skip
+    try:
+        while "Worker ready" not in log.read_text(errors="replace"):
+            if proc.poll() is not None:
+                raise RuntimeError(log.read_text()[-3000:])
+            time.sleep(0.05)
+        ready, base_rss = time.perf_counter(), _status(proc.pid, "VmRSS")
+        seen, last = 0, ready
+        deadline = time.monotonic() + 900
+        while seen < windows and time.monotonic() < deadline:
+            polled = reader.poll(timeout_ms=200)
+            n = sum(len(v) for v in polled.values())
+            if n:
+                seen, last = seen + n, time.perf_counter()
+        if seen < windows:
+            raise RuntimeError(f"waited 900s for {windows} windows, got {seen}")
+        return last - ready, _status(proc.pid, "VmHWM"), base_rss
+    finally:
+        reader.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", default=os.environ.get("PERFLOOP_BROKER", "127.0.0.1:9092"))
+    parser.add_argument("--services", type=int, default=250)
+    parser.add_argument("--columnar-rounds", type=int, default=2, help="10 s windows")
+    parser.add_argument("--per-msg", type=int, default=1000, help="points per batch message")
+    parser.add_argument("--single-rounds", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+    series = args.services * len(METRICS)
+    print(f"{args.services} services x {len(METRICS)} metrics = {series:,} active series; "
+          f"10 s windows; {args.partitions} partitions; one worker process")  # fmt: skip
+    rows = []
+    for label, per_msg, rounds in (
+        (f"columnar, {args.per_msg} pts/msg", args.per_msg, args.columnar_rounds),
+        ("single point", 1, args.single_rounds),
+    ):
+        unique = uuid.uuid4().hex[:8]
+        folder = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+        config = PerfloopConfig.model_validate({
+            "broker": {"bootstrap": args.broker},
+            "topics": {"names": TopicNames().with_suffix(f".b{unique}").model_dump(),
+                       "partitions": args.partitions},
+            "windows": {"length_s": 10.0, "lateness_s": 2.0, "idle_timeout_s": 3600.0},
+            "worker": {"app_id": f"bench-{unique}", "state_dir": str(folder / "state")},
+        })  # fmt: skip
+        create_missing_topics(args.broker, topic_catalog(config.topics))
+        values = messages(args.services, rounds, per_msg, 10.0)
+        points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
+        t = time.perf_counter()
+        produce(args.broker, config.topics.names.metrics, values)
+        produced_s = time.perf_counter() - t
+        bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
+        seconds, peak, base = worker_run(config, folder, args.services * rounds)
+        rate = points / seconds
+        bare_points = bare_msgs * (points / len(values))
+        rows.append((label, points, len(values), produced_s, bare_points, rate, peak, base))
+    print(f"{'case':<28}{'points':>12}{'messages':>11}{'bare pts/s':>13}{'worker pts/s':>14}"
+          f"{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
+    for label, points, msgs, _, bare, rate, peak, base in rows:
+        per_series = (peak - base) / series
+        print(f"{label:<28}{points:>12,}{msgs:>11,}{bare:>13,.0f}{rate:>14,.0f}"
+              f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The worker on the real broker: thresholds, hysteresis and dead-lettering, end to end.
+
+One ``perfloop worker`` subprocess serves the whole module. One stream feeds several services
+at once, each showing one rule: 1 s windows over 10 s of event time, in event-time order, then
+a trailing point per partition that closes the last windows.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from worker_support import (
+    T0,
+    Record,
+    TopicReader,
+    WorkerProcess,
+    batch,
+    create_topics,
+    has_windows,
+    point,
+    produce,
+    trailing_points,
+    worker_config,
+)
+
+from streams.detect import breach_id as breach_id_of
+
+pytestmark = pytest.mark.broker
+
+WINDOWS = 10
+PER_WINDOW = 40
+LAT_FOR_WINDOWS = 3  # the "lat-hi" service's own for_windows (the others keep 2)
+HIGH_LATENCY = range(2, 7)  # windows of "lat-hi" above 500 ms
+# "flap": p95 above fire, below clear, alternating; "flap-mid": fire twice, then in between
+FLAP_MID = "HHMHMHHMHM"
+
+
+@dataclass
+class Sent:
+    """What the module produced: records in order, their event times and where they landed."""
+
+    records: list[Record]
+    sort_ts: list[float]
+    where: list[tuple[int, int]]
+    tags: dict[str, int]  # name of a special record -> its index
+    latency: dict[tuple[str, int], list[float]]  # (service, window) -> latency values
+
+
+@dataclass
+class Output:
+    sent: Sent
+    windows: list[dict[str, Any]]
+    breaches: list[dict[str, Any]]
+    dead: list[dict[str, Any]]
+
+    def window(self, service: str, w: int) -> dict[str, Any]:
+        wid = f"{service}:{round((T0 + w) * 1000)}"
+        found = [x for x in self.windows if x["window_id"] == wid]
+        assert found, f"no window {wid} among {sorted({x['window_id'] for x in self.windows})}"
+        return found[0]
+
+    def breaches_of(self, service: str) -> list[dict[str, Any]]:
+        return [b for b in self.breaches if b["service"] == service]
+
+
+def _ts(w: int, i: int, n: int = PER_WINDOW) -> float:
+    return T0 + w + (i + 0.5) / n
+
+
+def _stream() -> Sent:
+    rng = np.random.default_rng(7)
+    rows: list[tuple[float, Record, str]] = []
+    latency: dict[tuple[str, int], list[float]] = {}
+
+    def add_latency(service: str, w: int, low: float, high: float) -> None:
+        values = np.round(rng.uniform(low, high, PER_WINDOW), 3).tolist()
+        latency[(service, w)] = values
+        rows.extend(
+            (_ts(w, i), point(service, "latency_ms", v, _ts(w, i)), "")
+            for i, v in enumerate(values)
+        )
+
+    for w in range(WINDOWS):
+        hi = w in HIGH_LATENCY
+        add_latency("lat-hi", w, 600.0, 900.0) if hi else add_latency("lat-hi", w, 50.0, 150.0)
+        add_latency("flap", w, 550.0, 650.0) if w % 2 == 0 else add_latency("flap", w, 300, 400)
+        band = {"H": (550.0, 650.0), "M": (460.0, 490.0)}[FLAP_MID[w]]
+        add_latency("flap-mid", w, *band)
+        for service, top in (("mem-hi", 33.7e9), ("mem-lo", 33.5e9)):
+            for i in range(10):
+                value = top if i == 5 else 30e9 + 1e8 * i
+                rows.append(
+                    (_ts(w, i, 10), point(service, "memory_bytes", value, _ts(w, i, 10)), "")
+                )
+        for service, hits, misses in (("cache-lo", 7.9, 2.1), ("cache-ok", 8.1, 1.9)):
+            ts = [_ts(w, i, 10) for i in range(10)]
+            rows.append((ts[-1], batch(service, "cache_hits", ts, [hits] * 10), ""))
+            rows.append((ts[-1], batch(service, "cache_misses", ts, [misses] * 10), ""))
+    # good, malformed and late input of one service, interleaved in one burst
+    at = T0 + 0.25
+    rows += [
+        (at, point("ingest", "latency_ms", 10.0, at), "good-0"),
+        (at, (b"ingest", b"{not json"), "malformed"),
+        (at, point("ingest", "memory_bytes", -5.0, at), "negative"),
+        (at, (b"ingest", b'{"service":"ingest","metric":"latency_ms","value":1,"ts":"soon"}'),
+         "ts-text"),
+        (T0 + 3.3, point("ingest", "latency_ms", 20.0, T0 + 3.3), "good-3"),
+        (T0 + 3.5, point("ingest", "latency_ms", 30.0, T0 + 0.2), "late"),
+    ]  # fmt: skip
+    rows.sort(key=lambda r: r[0])  # stable: same-time records keep their order
+    records = [r[1] for r in rows]
+    tags = {tag: i for i, (_, _, tag) in enumerate(rows) if tag}
+    return Sent(records, [r[0] for r in rows], [], tags, latency)
+
+
+@pytest.fixture(scope="module")
+def output(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Output]:
+    folder: Path = tmp_path_factory.mktemp("detection")
+    override = {"lat-hi": {"latency": {"for_windows": LAT_FOR_WINDOWS}}}
+    config = worker_config(broker, folder, detection={"services": override})
+    create_topics(config)
+    names = config.topics.names
+    worker = WorkerProcess(config, folder).start()
+    readers = [TopicReader(broker, t) for t in (names.windows, names.breaches, names.dlq)]
+    try:
+        worker.wait_ready()
+        sent = _stream()
+        sent.where = produce(broker, names.metrics, sent.records)
+        ticks = trailing_points(max(sent.sort_ts), 3, config.windows.lateness_s)
+        produce(broker, names.metrics, ticks, partitions=[0, 1, 2])
+        services = ["lat-hi", "flap", "flap-mid", "mem-hi", "mem-lo", "cache-lo", "cache-ok"]
+        expected = {f"{s}:{round((T0 + w) * 1000)}" for s in services for w in range(WINDOWS)}
+        expected |= {f"ingest:{round((T0 + w) * 1000)}" for w in (0, 3)}
+        windows = readers[0].wait_until(has_windows(expected), f"windows {sorted(expected)}")
+        breaches = readers[1].wait_until(lambda got: len(got) >= 3, "the first 3 breaches")
+        dead = readers[2].wait_until(lambda got: len(got) >= 4, "4 dead letters")
+        readers[1].quiet_for(2.0)  # anything more would be a wrong breach
+        yield Output(sent, windows, breaches, dead)
+    finally:
+        for reader in readers:
+            reader.close()
+        worker.stop()
+
+
+def test_p95_latency_above_500ms_for_the_configured_windows_breaches_once(output: Output) -> None:
+    (breach,) = output.breaches_of("lat-hi")
+    first, fired = HIGH_LATENCY[0], HIGH_LATENCY[0] + LAT_FOR_WINDOWS - 1
+    assert breach["breach_id"] == breach_id_of("lat-hi", "latency", T0 + first)
+    assert (breach["area"], breach["signal"]) == ("latency", "latency_ms.p95")
+    assert (breach["window_start"], breach["windows"]) == (T0 + fired, LAT_FOR_WINDOWS)
+    assert (breach["threshold"], breach["direction"]) == (500.0, "above")
+    values = output.sent.latency[("lat-hi", fired)]
+    low = float(np.quantile(values, 0.95, method="lower"))
+    high = float(np.quantile(values, 0.95, method="higher"))
+    assert low * 0.99 <= breach["observed"] <= high * 1.01, (breach["observed"], low, high)
+    window = output.window("lat-hi", fired)
+    series = {s["metric"]: s for s in window["series"]}["latency_ms"]
+    assert series["p95"] == breach["observed"] and series["count"] == PER_WINDOW
+
+
+def test_memory_above_33_6_gb_breaches_and_below_does_not(output: Output) -> None:
+    (breach,) = output.breaches_of("mem-hi")
+    assert breach["breach_id"] == breach_id_of("mem-hi", "memory", T0)
+    assert (breach["signal"], breach["observed"], breach["windows"]) == (
+        "memory_bytes.max", 33.7e9, 2,
+    )  # fmt: skip
+    assert output.breaches_of("mem-lo") == []
+    assert output.window("mem-lo", 0)["series"][0]["max"] == 33.5e9
+
+
+def test_cache_hit_rate_below_80_percent_breaches_and_above_does_not(output: Output) -> None:
+    (breach,) = output.breaches_of("cache-lo")
+    assert breach["breach_id"] == breach_id_of("cache-lo", "cache", T0)
+    assert breach["signal"] == "cache_hit_rate"
+    assert breach["observed"] == pytest.approx(0.79, abs=1e-9)
+    assert output.breaches_of("cache-ok") == []
+    sums = {s["metric"]: s["sum"] for s in output.window("cache-ok", 4)["series"]}
+    assert sums["cache_hits"] / (sums["cache_hits"] + sums["cache_misses"]) == pytest.approx(0.81)
+
+
+def test_a_value_oscillating_across_the_threshold_does_not_flap(output: Output) -> None:
+    assert output.breaches_of("flap") == [], "alternating windows must never fire (for_windows=2)"
+    (breach,) = output.breaches_of("flap-mid")  # fires once, never clears, never fires again
+    assert breach["breach_id"] == breach_id_of("flap-mid", "latency", T0)
+    per_area = Counter((b["service"], b["area"]) for b in output.breaches)
+    assert all(n == 1 for n in per_area.values()), per_area
+    assert sorted(per_area) == [
+        ("cache-lo", "cache"), ("flap-mid", "latency"), ("lat-hi", "latency"),
+        ("mem-hi", "memory"),
+    ]  # fmt: skip
+
+
+def test_malformed_and_late_input_is_dead_lettered_and_the_rest_is_processed(
+    output: Output,
+) -> None:
+    sent = output.sent
+    by_offset = {(d["partition"], d["offset"]): d for d in output.dead}
+    assert len(by_offset) == len(output.dead) == 4, output.dead
+    expect = {
+        "malformed": ("invalid", "json", "json: malformed"),
+        "negative": ("invalid", "value", "value: -5.0 is negative"),
+        "ts-text": ("invalid", "ts", "ts: expected a number, got str 'soon'"),
+        "late": ("late", "ts", "ts: 1 point(s) arrived after their window closed"),
+    }
+    for tag, (kind, field, reason) in expect.items():
+        index = sent.tags[tag]
+        dead = by_offset[sent.where[index]]
+        assert (dead["kind"], dead["field"]) == (kind, field), dead
+        assert dead["reason"].startswith(reason), dead
+        key, value = sent.records[index]
+        assert base64.b64decode(dead["value_b64"]) == value
+        assert base64.b64decode(dead["key_b64"]) == key
+        assert dead["source_topic"].startswith("metrics.")
+    # the good points around them were windowed; the late one was not added
+    first = output.window("ingest", 0)["series"]
+    assert [(s["metric"], s["count"], s["max"]) for s in first] == [("latency_ms", 1, 10.0)]
+    later = output.window("ingest", 3)["series"]
+    assert [(s["metric"], s["count"], s["max"]) for s in later] == [("latency_ms", 1, 20.0)]
+    assert json.loads(sent.records[sent.tags["late"]][1])["ts"] == T0 + 0.2

@@ -1,0 +1,410 @@
+"""Helpers of the worker tests: a ``perfloop worker`` subprocess, a producer, a topic reader.
+
+Every wait is bounded and its failure message says what it waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actions.kafka_clients import KafkaConsumer, KafkaProducer
+from schemas.config import PerfloopConfig, TopicNames
+from schemas.topics import create_missing_topics, topic_catalog
+
+PERFLOOP = str(Path(sys.executable).with_name("perfloop"))
+T0 = 1_760_000_000.0  # a fixed event time, so that recordings replay to the same window ids
+
+Record = tuple[bytes | None, bytes]
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def worker_config(broker: str, state: Path, **sections: dict[str, Any]) -> PerfloopConfig:
+    """A configuration with fresh topics and group: 3 partitions, 1 s windows, 0.5 s lateness,
+    and an idle timeout long enough never to fire (tests close windows with trailing points).
+    ``sections`` are merged over that, one level deep."""
+    unique = uuid.uuid4().hex[:10]
+    base: dict[str, Any] = {
+        "broker": {"bootstrap": broker},
+        "topics": {
+            "names": TopicNames().with_suffix(f".w{unique}").model_dump(),
+            "partitions": 3,
+        },
+        "windows": {"length_s": 1.0, "lateness_s": 0.5, "idle_timeout_s": 300.0},
+        "worker": {
+            "app_id": f"perfloop-w{unique}",
+            "state_dir": str(state / f"worker-{unique}"),
+            "session_timeout_s": 6.0,
+            "heartbeat_interval_s": 1.0,
+        },
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return PerfloopConfig.model_validate(base)
+
+
+def with_group(config: PerfloopConfig, app_id: str, state_dir: Path) -> PerfloopConfig:
+    """``config`` for another worker process: the given consumer group and state folder."""
+    worker = config.worker.model_copy(update={"app_id": app_id, "state_dir": str(state_dir)})
+    return config.model_copy(update={"worker": worker})
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"value: {value!r} has no TOML form here")
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """``data`` (nested dicts of scalars and lists) as TOML; ``None`` values are left out.
+
+    >>> print(to_toml({"a": {"b": 1.0, "c": {"d": "x"}}, "e": None}).strip())
+    [a]
+    b = 1.0
+    [a.c]
+    d = "x"
+    """
+    plain = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | None)]
+    lines = ([f"[{prefix}]"] if prefix and plain else []) + plain
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = json.dumps(key) if not re.fullmatch(r"[A-Za-z0-9_-]+", key) else key
+            lines.append(to_toml(value, f"{prefix}.{name}" if prefix else name))
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def write_config(config: PerfloopConfig, path: Path) -> Path:
+    """Write ``config`` (its non-default values) as the TOML file a worker reads."""
+    path.write_text(to_toml(config.model_dump(exclude_defaults=True)))
+    return path
+
+
+def create_topics(config: PerfloopConfig) -> None:
+    create_missing_topics(config.broker.bootstrap, topic_catalog(config.topics))
+
+
+# -- the worker process --------------------------------------------------------------------
+
+
+_ASSIGNED = re.compile(r"Setting newly assigned partitions(.*?)for group", re.S)
+
+
+@dataclass
+class WorkerProcess:
+    """``perfloop worker --config FILE`` as a subprocess, its output in a log file."""
+
+    config: PerfloopConfig
+    folder: Path
+    name: str = "worker"
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> WorkerProcess:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = write_config(self.config, self.folder / f"{self.name}.toml")
+        self.starts += 1
+        log = self.folder / f"{self.name}-{self.starts}.log"
+        self.logs.append(log)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PERFLOOP_")}
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [PERFLOOP, "worker", "--config", str(path), "--loglevel", "info"],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was never started"
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.logs[-1].read_text(errors="replace") if self.logs else ""
+
+    def assigned(self, topic: str) -> set[int]:
+        """The partitions of ``topic`` in this run's latest assignment (from its log)."""
+        blocks = _ASSIGNED.findall(self.log_text())
+        if not blocks:
+            return set()
+        for line in blocks[-1].splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 2 and cells[0] == topic:
+                return _partition_set(cells[1])
+        return set()
+
+    def wait_ready(self, timeout_s: float = 60.0, partitions: int | None = None) -> None:
+        """Wait until the worker is ready and (if given) holds ``partitions`` metric
+        partitions."""
+        deadline = time.monotonic() + timeout_s
+        topic = self.config.topics.names.metrics
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, (
+                f"{self.name} exited with {self.proc and self.proc.returncode}: "
+                f"{self.log_text()[-3000:]}"
+            )
+            text = self.log_text()
+            ready = text.count("Worker ready") >= 1 and "Recovery complete" in text
+            held = self.assigned(topic)
+            if ready and (partitions is None or len(held) == partitions):
+                return
+            time.sleep(0.2)
+        raise AssertionError(
+            f"waited {timeout_s:g}s for {self.name} to be ready holding {partitions} partitions "
+            f"of {topic} (holds {sorted(self.assigned(topic))}): {self.log_text()[-3000:]}"
+        )
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no flush, no commit."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def peak_rss_kb(self) -> int | None:
+        """The process's peak resident set size (VmHWM) while it runs."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+
+def _partition_set(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in text.strip("{} ").split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-")
+            out.update(range(int(low), int(high) + 1))
+        elif part:
+            out.add(int(part))
+    return out
+
+
+# -- producing -----------------------------------------------------------------------------
+
+
+def point(service: str, metric: str, value: float, ts: float) -> Record:
+    """One metric point, keyed by service."""
+    body = {"service": service, "metric": metric, "value": value, "ts": round(ts, 6)}
+    return service.encode(), json.dumps(body).encode()
+
+
+def batch(service: str, metric: str, ts: Sequence[float], values: Sequence[float]) -> Record:
+    """One columnar batch, keyed by service."""
+    body = {"service": service, "metric": metric, "ts": [round(t, 6) for t in ts],
+            "values": list(values)}  # fmt: skip
+    return service.encode(), json.dumps(body).encode()
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[Record],
+    partitions: Sequence[int | None] | None = None,
+    pace: Sequence[float] | None = None,
+) -> list[tuple[int, int]]:
+    """Produce ``records`` in order; return each one's (partition, offset).
+
+    With ``pace`` (an event time per record), record ``i`` is sent no earlier than
+    ``pace[i] - pace[0]`` seconds after the first: a replay at 1x.
+    """
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    futures = []
+    start = time.monotonic()
+    try:
+        for i, (key, value) in enumerate(records):
+            if pace is not None:
+                delay = (pace[i] - pace[0]) - (time.monotonic() - start)
+                if delay > 0.002:
+                    producer.flush(30)
+                    time.sleep(delay)
+            part = partitions[i] if partitions is not None else None
+            futures.append(producer.send(topic, key=key, value=value, partition=part))
+        producer.flush(60)
+        metas = [f.get(timeout=30) for f in futures]
+    finally:
+        producer.close()
+    return [(m.partition, m.offset) for m in metas]
+
+
+def trailing_points(last_ts: float, partitions: int, lateness_s: float) -> list[Record]:
+    """One point per partition far enough past ``last_ts`` to close every window up to it.
+
+    Services ``tick-<p>`` are sent to partition ``p`` explicitly (see :func:`produce`)."""
+    ts = math.floor(last_ts) + 2.0 + lateness_s
+    return [point(f"tick-{p}", "queue_depth", 0.0, ts) for p in range(partitions)]
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+class TopicReader:
+    """Reads a topic from its beginning, JSON values decoded; waits are bounded."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None, consumer_timeout_ms=200,
+        )  # fmt: skip
+        self.values: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        for records in self.consumer.poll(timeout_ms=200).values():
+            self.values.extend(json.loads(r.value) for r in records)
+        return self.values
+
+    def wait_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], what: str, timeout_s: float = 60.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while not done(self.poll()):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"waited {timeout_s:g}s on {self.topic} for {what}; "
+                    f"got {len(self.values)} messages: {_short(self.values)}"
+                )
+        return self.values
+
+    def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
+        """Collect whatever else arrives within ``seconds`` (to show nothing more does)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.poll()
+        return self.values
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _short(values: list[dict[str, Any]]) -> str:
+    text = json.dumps(values[-20:])
+    return text if len(text) < 3000 else text[:3000] + "..."
+
+
+def window_ids(windows: Iterable[dict[str, Any]], skip_prefix: str = "tick-") -> set[str]:
+    return {w["window_id"] for w in windows if not w["service"].startswith(skip_prefix)}
+
+
+def has_windows(expected: set[str]) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda got: expected <= {w["window_id"] for w in got}
+
+
+# -- a recording ---------------------------------------------------------------------------
+
+RECORDING_WINDOWS = 12
+THROUGHPUT_TARGET = 100.0  # set as detection.throughput_target_rps with the recording
+
+
+@dataclass
+class Recording:
+    """Produced input: records in order with the event time that orders them, and the
+    breaches it must cause (with ``detection.throughput_target_rps = THROUGHPUT_TARGET``)."""
+
+    records: list[Record]
+    sort_ts: list[float]
+    breach_ids: set[str]
+    window_ids: set[str]
+
+    def split(self, fraction: float) -> tuple[list[Record], list[Record]]:
+        cut = int(len(self.records) * fraction)
+        return self.records[:cut], self.records[cut:]
+
+
+def recording(services: int = 6, seed: int = 11) -> Recording:
+    """~12 s of event time from ``services`` services in all five areas, single points and
+    columnar batches mixed, one malformed and one late record; services 1-5 each breach once.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[float, Record]] = []
+
+    def spread(w: int, n: int) -> list[float]:
+        return [T0 + w + (i + 0.5) / n for i in range(n)]
+
+    for w in range(RECORDING_WINDOWS):
+        for s in range(services):
+            name = f"api-{s}"
+            high_latency = s == 1 and 3 <= w <= 8
+            lat = rng.uniform(600, 900, 20) if high_latency else rng.uniform(20, 200, 20)
+            for t, v in zip(spread(w, 20), np.round(lat, 3).tolist(), strict=True):
+                rows.append((t, point(name, "latency_ms", v, t)))
+            for t in spread(w, 5):
+                rows.append(
+                    (t, point(name, "latency_db_ms", round(float(rng.uniform(1, 9)), 3), t))
+                )
+            top = 34e9 if s == 2 and w >= 5 else 20e9
+            mem = np.round(rng.uniform(10e9, 20e9, 5), 0).tolist()
+            mem[2] = top
+            for t, v in zip(spread(w, 5), mem, strict=True):
+                rows.append((t, point(name, "memory_bytes", v, t)))
+            ts = spread(w, 10)
+            hit = 0.7 if s == 3 and w >= 2 else 0.95
+            rows.append((ts[-1], batch(name, "cache_hits", ts, [10 * hit] * 10)))
+            rows.append((ts[-1], batch(name, "cache_misses", ts, [round(10 * (1 - hit), 6)] * 10)))
+            rps = 50.0 if s == 5 and w >= 7 else 150.0
+            tp = np.round(rng.normal(rps, 5, 5), 3).tolist()
+            rows.append((ts[-1], batch(name, "throughput_rps", spread(w, 5), tp)))
+            entropy = 0.9 if s == 4 and w >= 6 else 0.5
+            for t in spread(w, 2):
+                rows.append((t, point(name, "attribution_entropy", entropy, t)))
+    malformed = b'{"service":"api-0","metric":"latency_ms","value":"x","ts":1}'
+    rows.append((T0 + 4.0, (b"api-0", malformed)))
+    rows.append((T0 + 6.0, point("api-0", "latency_ms", 1.0, T0 + 1.1)))  # late
+    rows.sort(key=lambda r: r[0])
+    breaches = {
+        f"api-1:latency:{round((T0 + 3) * 1000)}",
+        f"api-2:memory:{round((T0 + 5) * 1000)}",
+        f"api-3:cache:{round((T0 + 2) * 1000)}",
+        f"api-4:attribution:{round((T0 + 6) * 1000)}",
+        f"api-5:throughput:{round((T0 + 7) * 1000)}",
+    }
+    windows = {
+        f"api-{s}:{round((T0 + w) * 1000)}"
+        for s in range(services)
+        for w in range(RECORDING_WINDOWS)
+    }
+    return Recording([r[1] for r in rows], [r[0] for r in rows], breaches, windows)
+
+
+def canonical(messages: Iterable[dict[str, Any]], key: str) -> dict[str, list[str]]:
+    """``key`` -> every distinct content seen under it, as canonical JSON (``tick-`` services
+    left out)."""
+    out: dict[str, set[str]] = {}
+    for m in messages:
+        if str(m.get("service", "")).startswith("tick-"):
+            continue
+        out.setdefault(m[key], set()).add(json.dumps(m, sort_keys=True))
+    return {k: sorted(v) for k, v in sorted(out.items())}
