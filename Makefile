@@ -19,7 +19,8 @@ kafka-up: install
 kafka-down: install
 	$(BIN)/perfloop kafka down
 
-demo: kafka-up
+# the demo starts the local broker itself when none is reachable, and stops what it started
+demo: install
 	$(BIN)/perfloop demo
 
 worker: kafka-up
