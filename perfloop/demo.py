@@ -106,7 +106,7 @@ def run_demo(config_path: str | None, scenario_path: str | None, timeout_s: floa
     env.setdefault("PERFLOOP_ACTION_KEY", f"demo:{secrets.token_hex(24)}")
     env.pop("PERFLOOP_BROKER", None)  # the configuration file names the broker
     children = Children()
-    faults = {(f.service, f.area) for f in scenario.faults}
+    faults: set[tuple[str, str]] = {(f.service, str(f.area)) for f in scenario.faults}
     timeline = Timeline(config.broker.bootstrap, config.topics.names)
     print(f"perfloop demo {run_id}: {len(faults)} faults in {len(scenario.services)} services; "
           f"topics *.demo-{run_id}; logs in {state}", flush=True)  # fmt: skip
