@@ -5,7 +5,7 @@ verifications their statistics.
 
 >>> line = Timeline.format(12.3, "checkout", "memory", "breach", "memory_bytes.max 4e+10")
 >>> line
-'[  12.3s] checkout     memory       breach     memory_bytes.max 4e+10'
+'[   12.3s] checkout     memory       breach     memory_bytes.max 4e+10'
 """
 
 from __future__ import annotations

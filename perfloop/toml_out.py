@@ -33,5 +33,5 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     for key, value in data.items():
         if isinstance(value, dict):
             name = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-            lines.append(to_toml(value, f"{prefix}.{name}" if prefix else name))
+            lines.append(to_toml(value, f"{prefix}.{name}" if prefix else name).rstrip("\n"))
     return "\n".join(line for line in lines if line) + "\n"
