@@ -19,6 +19,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from actions.executor import start_in_thread
+from actions.signing import Keyring
+from schemas.config import PerfloopConfig, TopicNames
+
 SECRET = "loop-e2e-secret-0123456789abcdef"
 
 
@@ -190,3 +194,92 @@ class ServiceHandler:
         if command.dry_run:
             return "dry run: nothing changed"
         return self.services[command.service].apply(command.remedy, command.action_id)
+
+
+LOOP_TOML = """
+[windows]
+length_s = 1.0
+lateness_s = 0.3
+idle_timeout_s = 300
+[detection.memory]
+direction = "above"
+fire = 33.6e9
+clear = 32e9
+for_windows = 2
+clear_windows = 2
+[verification]
+settle_windows = 1
+post_windows = 3
+min_observations = 8
+[planner]
+cooldown_s = 0
+max_attempts = 3
+"""
+
+
+def loop_config(config: PerfloopConfig, path: Path) -> Path:
+    names = config.topics.names.model_dump()
+    head = [
+        "[broker]", f'bootstrap = "{config.broker.bootstrap}"',
+        "[topics]", f"partitions = {config.topics.partitions}", "[topics.names]",
+        *(f'{k} = "{v}"' for k, v in names.items()),
+        "[worker]", f'app_id = "{config.worker.app_id}"',
+        f'state_dir = "{config.worker.state_dir}"', "session_timeout_s = 6",
+        "heartbeat_interval_s = 1",
+    ]  # fmt: skip
+    path.write_text("\n".join(head) + "\n" + LOOP_TOML)
+    return path
+
+
+class LoopRun:
+    """A worker, an executor with the test-service handler, and the services' producer."""
+
+    def __init__(self, broker: str, config: PerfloopConfig, topics: TopicNames, tmp: Path,
+                 services: list[TestService]) -> None:  # fmt: skip
+        self.topics = topics
+        self.worker = Worker(
+            loop_config(config, tmp / "loop.toml"), tmp / "worker.log",
+            {"PERFLOOP_ACTION_KEY": SECRET},
+        ).start()  # fmt: skip
+        self.handler = ServiceHandler(services)
+        exec_cfg = config.model_copy(
+            update={
+                "executor": config.executor.model_copy(
+                    update={"default_handler": self.handler.name}
+                )
+            }
+        )
+        self.exec_thread, self.exec_stop = start_in_thread(
+            exec_cfg, keys=Keyring.parse(SECRET), handlers={self.handler.name: self.handler}
+        )
+        self.services = services
+        self.stop = threading.Event()
+        self.reader = TopicReader(
+            broker, topics.incidents, topics.actions, topics.verifications, topics.labels,
+            topics.action_results,
+        )  # fmt: skip
+        self.thread = run_services(services, self.stop)
+
+    def transitions(self, service: str) -> list[dict[str, Any]]:
+        return [t for t in self.reader.seen[self.topics.incidents] if t["service"] == service]
+
+    def states(self, service: str) -> list[str]:
+        return [t["to_state"] for t in self.transitions(service)]
+
+    def verdicts(self, service: str) -> list[str]:
+        seen = self.reader.seen[self.topics.verifications]
+        return [v["verdict"] for v in seen if v["service"] == service]
+
+    def wait_state(self, service: str, state: str, timeout_s: float = 90.0) -> None:
+        self.reader.wait(
+            f"{service} to reach {state}", lambda: state in self.states(service), timeout_s,
+            lambda: f"states: {self.states(service)}\n{self.worker.tail()}",
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.exec_stop.set()
+        self.exec_thread.join(30)
+        self.worker.stop()
+        self.reader.close()

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from loop_support import SECRET, TestService, TopicReader, Worker
-from test_loop import LoopRun, loop_config
+from loop_support import SECRET, LoopRun, TestService, TopicReader, Worker, loop_config
 
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
