@@ -56,7 +56,13 @@ def test_resolve_next_remedy_escalate_noise_and_no_data(
         assert [(c["remedy"], c["attempt"]) for c in cmds] == [
             ("reduce_ttl", 1), ("increase_eviction", 2)
         ]  # fmt: skip
-        labels = [lb for lb in run.reader.seen[topics.labels] if lb["service"] == "svc-second"]
+
+        def labels_of_second() -> list[dict[str, Any]]:
+            return [lb for lb in run.reader.seen[topics.labels] if lb["service"] == "svc-second"]
+
+        run.reader.wait("the label of svc-second's resolution", lambda: bool(labels_of_second()),
+                        30, lambda: str(run.reader.seen[topics.labels]))  # fmt: skip
+        labels = labels_of_second()
         assert [(lb["cause"], lb["source"]) for lb in labels] == [("cache", "verification")]
 
         # no remedy fixes it: escalated at the attempt limit, with the whole history

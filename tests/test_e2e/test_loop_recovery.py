@@ -74,6 +74,11 @@ def test_kill9_while_verifying_then_replay_gives_the_same_loop(
         run.worker.start()
         run.wait_state("svc-a", "resolved", timeout_s=120)
         run.wait_state("svc-b", "resolved", timeout_s=120)
+        run.reader.wait(
+            "svc-b's verdicts and both labels",
+            lambda: len(run.reader.seen[topics.labels]) >= 2
+            and len(run.verdicts("svc-b")) >= 2, 30, run.worker.tail,
+        )  # fmt: skip
         time.sleep(2)  # let anything repeated after the restart arrive too
         run.reader.poll()
     finally:
@@ -106,11 +111,15 @@ def test_kill9_while_verifying_then_replay_gives_the_same_loop(
                     {"PERFLOOP_ACTION_KEY": SECRET}).start()  # fmt: skip
     reader = TopicReader(broker, names.incidents, names.actions, names.verifications)
     try:
-        want = len(first["verdicts"])
+
+        def caught_up() -> bool:
+            now = outcome(reader, names)
+            return all(len(now[part]) >= len(first[part]) for part in first)
+
         reader.wait(
-            f"{want} verdicts from the replay",
-            lambda: len(dedupe(reader.seen[names.verifications], "verification_id")) >= want,
-            120, worker.tail,
+            f"the replay to send as many transitions, commands and verdicts as the run "
+            f"({ {k: len(v) for k, v in first.items()} })",
+            caught_up, 150, worker.tail,
         )  # fmt: skip
         time.sleep(2)
         reader.poll()
