@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka_helpers import create_topic
 
-from actions.kafka_clients import KafkaAdminClient, KafkaConsumer, KafkaProducer, NewTopic
+from actions.kafka_clients import KafkaConsumer, KafkaProducer
 from perfloop.produce import MetricProducer, produce_lines
 from schemas.messages import Breach, MetricBatch
 
@@ -30,15 +31,6 @@ def perfloop(
         [sys.executable, "-m", "perfloop.cli", *args],
         input=stdin, capture_output=True, text=True, timeout=60, env=full_env,
     )  # fmt: skip
-
-
-def create_topic(broker: str, name: str, partitions: int = 3) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
 
 
 def kcat_read(broker: str, topic: str, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka_helpers import create_topic, read_records
 
-from actions.kafka_clients import KafkaAdminClient, KafkaConsumer, KafkaProducer, NewTopic
+from actions.kafka_clients import KafkaProducer
 from perfloop.recording import (
     RecordedMessage,
     RecordingError,
@@ -35,32 +36,6 @@ def perfloop(broker: str, *args: str, timeout: float = 60) -> subprocess.Complet
         [sys.executable, "-m", "perfloop.cli", *args],
         capture_output=True, text=True, timeout=timeout, env=env,
     )  # fmt: skip
-
-
-def create_topic(broker: str, name: str, partitions: int) -> str:
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
-
-
-def read_all(broker: str, topic: str, count: int, timeout_s: float = 20.0) -> list[Any]:
-    """Every record of ``topic`` from the start, waiting until there are ``count``."""
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=300,
-    )  # fmt: skip
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < count and time.monotonic() < deadline:
-            got.extend(consumer)
-    finally:
-        consumer.close()
-    assert len(got) >= count, f"waited {timeout_s}s for {count} records on {topic}, got {len(got)}"
-    return got
 
 
 def by_partition(records: list[Any]) -> dict[int, list[tuple[Any, ...]]]:
@@ -149,8 +124,8 @@ def test_record_then_replay_round_trips_into_a_renamed_topic(
     assert done.returncode == 0, done.stderr
     assert f"sent {sent} messages" in done.stdout
 
-    original = by_partition(read_all(broker, source, sent))
-    replayed = by_partition(read_all(broker, target, sent))
+    original = by_partition(read_records(broker, source, sent))
+    replayed = by_partition(read_records(broker, target, sent))
     assert replayed == original
 
 
@@ -201,9 +176,11 @@ def test_replay_paces_by_recorded_time(broker: str, unique: str, tmp_path: Path)
     at_10 = replay_file(broker, path, ReplayOptions(speed=10, **options))
     at_max = replay_file(broker, path, ReplayOptions(speed=None, **options))
     assert at_10.messages == at_max.messages == 31
-    assert 0.1 * span_s <= at_10.elapsed_s <= 0.35 * span_s, at_10.describe()
+    # paced (not faster than a tenth of the span) and well ahead of real time; the upper
+    # bound leaves room for a loaded machine
+    assert 0.09 * span_s <= at_10.elapsed_s <= 0.5 * span_s, at_10.describe()
     assert at_max.elapsed_s < at_10.elapsed_s, (at_max.describe(), at_10.describe())
-    read_all(broker, topic, 62)
+    read_records(broker, topic, 62)
 
 
 @pytest.mark.broker
@@ -235,7 +212,7 @@ def test_corrupt_lines_are_skipped_or_fail_the_run(
     assert "line 4: not JSON" in skipped.stderr and "line 6: value: bad base64" in skipped.stderr
     assert "sent 3 messages" in skipped.stdout and "2 corrupt lines skipped" in skipped.stdout
     # the failed run sent the two messages before line 4, the skipping run all three
-    assert [r.value for r in read_all(broker, topic, 5)] == [b"0", b"1", b"0", b"1", b"2"]
+    assert [r.value for r in read_records(broker, topic, 5)] == [b"0", b"1", b"0", b"1", b"2"]
 
 
 @pytest.mark.broker
@@ -256,7 +233,7 @@ def test_shift_moves_timestamps_and_shift_values_moves_metric_times(
         "--shift", "3600", "--shift-values", "--quiet",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    records = read_all(broker, topic, 3)
+    records = read_records(broker, topic, 3)
     assert [r.timestamp for r in records] == [T0_MS + 3_600_000 + d for d in (0, 1000, 2000)]
     assert json.loads(records[0].value)["ts"] == t0 + 3600
     assert json.loads(records[1].value)["ts"] == [t0 + 3600, t0 + 3601]
@@ -266,6 +243,6 @@ def test_shift_moves_timestamps_and_shift_values_moves_metric_times(
     now = replay_file(
         broker, path, ReplayOptions(topic_map={"m": topic}, speed=None, shift_to_now=True)
     )
-    (first, *_) = read_all(broker, topic, 6)[3:]
+    (first, *_) = read_records(broker, topic, 6)[3:]
     assert abs(first.timestamp / 1000 - before) < 10, now.describe()
     assert json.loads(first.value)["ts"] == t0  # values move only with --shift-values

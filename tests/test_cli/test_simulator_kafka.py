@@ -9,11 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
 
 import pytest
+from kafka_helpers import read_records
 
-from actions.kafka_clients import KafkaConsumer, KafkaProducer
+from actions.kafka_clients import KafkaProducer
 from actions.signing import Keyring, build_command
 from perfloop.cli import main
 from perfloop.simulator import METRICS, Scenario, Simulation
@@ -37,33 +37,13 @@ def simulate(broker: str, topic: str, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def read_all(broker: str, topic: str, timeout_s: float = 10.0) -> list[Any]:
-    """Every record of ``topic`` (waiting up to ``timeout_s`` for the first ones)."""
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=1000,
-    )  # fmt: skip
-    got: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            batch = list(consumer)
-            got.extend(batch)
-            if got and not batch:
-                break
-    finally:
-        consumer.close()
-    assert got, f"waited {timeout_s}s for records on {topic}"
-    return got
-
-
 def test_simulate_writes_metric_batches_keyed_by_service(broker: str, unique: str) -> None:
     topic = f"metrics.sim{unique}"
     proc = simulate(broker, topic, "--duration", "3", "--rate", "4")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "simulating 1 service (api)" in out and "throughput_target_rps = 200.0" in out
-    records = read_all(broker, topic)
+    records = read_records(broker, topic, timeout_s=10.0)
     metrics = set()
     for record in records:
         batch = MetricBatch.model_validate_json(record.value)
@@ -83,7 +63,7 @@ def test_simulate_stops_cleanly_on_sigterm(broker: str, unique: str) -> None:
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert "Traceback" not in err and read_all(broker, topic)
+    assert "Traceback" not in err and read_records(broker, topic, timeout_s=10.0)
 
 
 def test_simulate_with_an_executor_needs_a_signing_key(

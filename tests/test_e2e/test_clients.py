@@ -9,30 +9,14 @@ import subprocess
 import time
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
+from kafka_helpers import read_records
 
 from perfloop.broker.local import LocalKafka
 from schemas.config import TopicNames
 from schemas.messages import MetricPoint
 
 pytestmark = pytest.mark.broker
-
-
-def read_values(broker: str, topic: str, count: int, timeout_s: float = 20.0) -> list[bytes]:
-    """Read ``count`` values from the start of ``topic``, or fail saying what was missing."""
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=broker, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=500,
-    )  # fmt: skip
-    got: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(got) < count and time.monotonic() < deadline:
-            got.extend(record.value for record in consumer)
-    finally:
-        consumer.close()
-    assert len(got) >= count, f"waited {timeout_s}s for {count} messages on {topic}, got {got}"
-    return got
 
 
 def test_kafka_python_produces_and_aiokafka_consumes(broker: str, topics: TopicNames) -> None:
@@ -69,7 +53,7 @@ def test_kcat_writes_a_metric_perfloop_accepts(broker: str, topics: TopicNames) 
         ["kcat", "-b", broker, "-P", "-t", topics.metrics, "-K:"],
         input=line.encode(), check=True, timeout=30,
     )  # fmt: skip
-    (raw,) = read_values(broker, topics.metrics, 1)
+    (raw,) = [r.value for r in read_records(broker, topics.metrics, 1)]
     point = MetricPoint.model_validate_json(raw)
     assert point.metric == "memory_bytes" and point.value == 3.4e10
 
@@ -86,5 +70,5 @@ def test_kafka_console_producer_writes_a_batch_perfloop_accepts(
         "--topic", topics.metrics,
     )  # fmt: skip
     subprocess.run(argv, input=(json.dumps(batch) + "\n").encode(), check=True, timeout=60)
-    (raw,) = read_values(broker, topics.metrics, 1)
+    (raw,) = [r.value for r in read_records(broker, topics.metrics, 1)]
     assert MetricBatch.model_validate_json(raw).values == [3.0, 4.0]

@@ -7,17 +7,14 @@ into breaches), so it needs no watermark waiting.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from loop_support import Worker
 
 from models.synthetic import synthetic_history
 from schemas.config import PerfloopConfig, TopicNames
@@ -49,39 +46,6 @@ def write_config(path: Path, config: PerfloopConfig) -> None:
         "for_windows = 1",
     ]
     path.write_text("\n".join(lines) + "\n")
-
-
-class Worker:
-    """``perfloop worker`` as a child process that can be killed like a crash."""
-
-    def __init__(self, config_file: Path, log: Path) -> None:
-        self.config_file, self.log = config_file, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "PERFLOOP_CONFIG": str(self.config_file)}
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "perfloop.cli", "worker", "--loglevel", "warning"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
 
 
 @pytest.fixture

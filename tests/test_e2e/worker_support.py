@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from actions.kafka_clients import KafkaConsumer, KafkaProducer
+from perfloop.toml_out import to_toml
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
 
@@ -60,36 +61,6 @@ def with_group(config: PerfloopConfig, app_id: str, state_dir: Path) -> Perfloop
     """``config`` for another worker process: the given consumer group and state folder."""
     worker = config.worker.model_copy(update={"app_id": app_id, "state_dir": str(state_dir)})
     return config.model_copy(update={"worker": worker})
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(float(value)) if isinstance(value, float) else str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"value: {value!r} has no TOML form here")
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """``data`` (nested dicts of scalars and lists) as TOML; ``None`` values are left out.
-
-    >>> print(to_toml({"a": {"b": 1.0, "c": {"d": "x"}}, "e": None}).strip())
-    [a]
-    b = 1.0
-    [a.c]
-    d = "x"
-    """
-    plain = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict | None)]
-    lines = ([f"[{prefix}]"] if prefix and plain else []) + plain
-    for key, value in data.items():
-        if isinstance(value, dict):
-            name = json.dumps(key) if not re.fullmatch(r"[A-Za-z0-9_-]+", key) else key
-            lines.append(to_toml(value, f"{prefix}.{name}" if prefix else name))
-    return "\n".join(line for line in lines if line) + "\n"
 
 
 def write_config(config: PerfloopConfig, path: Path) -> Path:
