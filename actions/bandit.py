@@ -185,15 +185,18 @@ class RemedyBandit:
 def verdict_reward(verdict: str) -> bool | None:
     """The reward a verification verdict gives the remedy it judged (None: no evidence).
 
-    ``resolved`` and ``improved`` count as a success (the remedy moved the metric the right
-    way), ``unchanged`` and ``regressed`` as a failure, ``no_data`` as nothing.
+    Only ``resolved`` is a success: the remedy fixed the problem. ``improved``, ``unchanged``
+    and ``regressed`` are failures (the incident needs another remedy); ``no_data`` is nothing.
+    Counting ``improved`` as a success taught the bandit little: any remedy of the right cause
+    that weakens a fault improves it, so the first remedy tried kept winning (measured with
+    ``bench/bench_learning.py``).
 
     >>> verdict_reward("improved"), verdict_reward("regressed"), verdict_reward("no_data")
-    (True, False, None)
+    (False, False, None)
     """
-    if verdict in ("resolved", "improved"):
+    if verdict == "resolved":
         return True
-    if verdict in ("unchanged", "regressed"):
+    if verdict in ("improved", "unchanged", "regressed"):
         return False
     if verdict == "no_data":
         return None

@@ -112,6 +112,21 @@ class Loop:
                     inc.baseline.append(obs)
         inc.baseline.sort(key=lambda o: o.start)
 
+    def _baseline(self, book: ServiceBook, inc: Incident, att: AttemptRecord) -> list[Any]:
+        """What an attempt is judged against: the windows that breached for the first attempt;
+        for a later one, as many windows as breached, just before it was issued — so a remedy
+        that does nothing after a partial fix is ``unchanged``, not ``improved`` or
+        ``resolved`` on the strength of an earlier remedy's work."""
+        self._fill_baseline(book, inc)
+        if att.attempt == 1 or not inc.baseline:
+            return inc.baseline
+        before = [
+            w.observations[inc.signal]
+            for w in book.recent
+            if w.end <= att.issued_at and inc.signal in w.observations
+        ]
+        return before[-len(inc.baseline) :] or inc.baseline
+
     # -- events ----------------------------------------------------------------------------
     def on_breach(self, book: ServiceBook, breach: Breach) -> LoopOutput:
         out = LoopOutput()
@@ -327,8 +342,7 @@ class Loop:
             return out
         post_windows = after[: vcfg.post_windows]
         post = [w.observations[inc.signal] for w in post_windows if inc.signal in w.observations]
-        self._fill_baseline(book, inc)
-        result = verify(inc.area, self._rule(inc), inc.baseline, post, vcfg)
+        result = verify(inc.area, self._rule(inc), self._baseline(book, inc, att), post, vcfg)
         end = post_windows[-1].end
         verification = Verification(
             verification_id=f"{att.action_id}:v",

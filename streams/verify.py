@@ -10,8 +10,10 @@ Kayenta-style: a verdict needs both statistical significance and a meaningful ef
   on the summed hits and misses; the effect is the relative change of the hit rate.
 - *resolved*: significant at ``confidence``, effect at least ``min_effect``, **and** the
   area's clear condition holds in every post window. *improved*: significant and at least
-  ``min_effect`` better, but not clear. *regressed*: significantly worse. *unchanged*:
-  anything else. *no_data*: fewer than ``min_observations`` observations on either side.
+  ``min_effect`` better, but not clear. *regressed*: significantly and at least
+  ``min_effect`` worse. *unchanged*: anything else (a significant change too small to matter
+  is unchanged, in either direction). *no_data*: fewer than ``min_observations``
+  observations on either side.
 
 >>> from schemas.config import PerfloopConfig
 >>> cfg = PerfloopConfig()
@@ -99,7 +101,7 @@ def _verdict(significant_better: bool, significant_worse: bool, effect: float, c
              cfg: VerificationConfig) -> str:  # fmt: skip
     if significant_better and effect >= cfg.min_effect:
         return "resolved" if clear else "improved"
-    if significant_worse:
+    if significant_worse and -effect >= cfg.min_effect:
         return "regressed"
     return "unchanged"
 

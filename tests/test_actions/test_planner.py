@@ -178,7 +178,7 @@ def test_bandit_state_round_trips_and_rejects_garbage() -> None:
 
 def test_verdicts_map_to_rewards() -> None:
     assert [verdict_reward(v) for v in ("resolved", "improved", "unchanged", "regressed")] == [
-        True, True, False, False,
+        True, False, False, False,
     ]  # fmt: skip
     assert verdict_reward("no_data") is None
     with pytest.raises(ValueError, match="unknown verdict"):

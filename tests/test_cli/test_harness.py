@@ -45,12 +45,6 @@ def test_the_loop_resolves_every_injected_fault_and_names_its_cause(report: Harn
     assert judged == len(report.incidents) and right >= 0.9 * judged, table
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="actions.bandit.verdict_reward counts 'improved' (a partial fix, measured against "
-    "the incident's first baseline) as a success, so every remedy of the right cause earns "
-    "~100 % and the bandit cannot tell the best one; counting only 'resolved' makes this pass",
-)
 def test_remedies_per_incident_fall_as_the_planner_learns(report: HarnessReport) -> None:
     (first, n1), (second, n2) = report.halves()
     assert n1 >= 15 and n2 >= 15
