@@ -8,7 +8,16 @@ topics, then measures:
 - the bare rate: a plain aiokafka consumer reading the same topic (the ceiling);
 - the worker rate: ``perfloop worker`` from ready (startup excluded) until its last window is
   out, points per second through ingest, windows and detection;
-- the worker's peak RSS (VmHWM) and its growth over the idle worker per active series.
+- the worker's peak RSS (VmHWM, the whole process: interpreter, torch, faust's buffers and the
+  window state) and ``RSS/series``: that peak minus the RSS of the same worker when it reported
+  ready (idle, before the first record), divided by the number of active series. It is an upper
+  bound on the state per series: it also holds the fetch and batch buffers, whose size does not
+  grow with the number of series.
+
+``--ceiling`` adds the rate of a Faust app whose only agent batches the same topic like the
+ingest agent and does nothing else (faust's own per-event cost, the ceiling for the worker).
+``--repeat N`` runs every measurement N times on fresh topics and prints medians (with the
+range); ``--profile DIR`` runs the worker under cProfile and writes ``DIR/<case>.prof``.
 """
 
 from __future__ import annotations
@@ -18,11 +27,13 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +53,34 @@ RUN_WORKER = (
     "import sys; from schemas.config import load_config; from streams.worker import run_worker; "
     "run_worker(load_config(sys.argv[1]))"
 )
+PROFILE_WORKER = (
+    "import cProfile, sys; from schemas.config import load_config; "
+    "from streams.worker import run_worker; config = load_config(sys.argv[1]); "
+    "cProfile.run('run_worker(config)', sys.argv[2])"
+)
+RUN_NULL = """
+import sys, time, faust
+from schemas.config import load_config
+from streams.app import INGEST_BATCH, INGEST_WITHIN_S
+config, expected = load_config(sys.argv[1]), int(sys.argv[2])
+app = faust.App(config.worker.app_id, broker="kafka://" + config.broker.bootstrap,
+                store="memory://", datadir=config.worker.state_dir, web_enabled=False,
+                topic_partitions=config.topics.partitions, consumer_auto_offset_reset="earliest",
+                key_serializer="raw", value_serializer="raw")
+topic = app.topic(config.topics.names.metrics, key_type=bytes, value_type=bytes,
+                  key_serializer="raw", value_serializer="raw")
+seen = 0
+@app.agent(topic)
+async def null(stream):
+    global seen
+    async for events in stream.noack_take(INGEST_BATCH, within=INGEST_WITHIN_S):
+        seen += len(events)
+        for event in events:
+            await stream.ack(event)
+        if seen >= expected:
+            print("null agent: consumed", seen, flush=True)
+faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+"""
 SCALE = {"memory": 2e10, "latency": 120.0, "throughput": 150.0, "cpu": 0.6, "cache": 50.0}
 
 
@@ -130,23 +169,61 @@ def _toml(data: dict[str, object], prefix: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def worker_run(config: PerfloopConfig, folder: Path, windows: int) -> tuple[float, int, int]:
-    """(seconds from ready to the last window, peak RSS, RSS when ready) of one worker."""
+def _start(config: PerfloopConfig, folder: Path, code: str, *args: str) -> subprocess.Popen[bytes]:
     path = folder / "worker.toml"
     path.write_text(_toml(config.model_dump(exclude_defaults=True)))
-    log = folder / "worker.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERFLOOP_")}
-    with log.open("wb") as out:  # what ``perfloop worker --config path`` runs
-        proc = subprocess.Popen([sys.executable, "-c", RUN_WORKER, str(path)], stdout=out,
+    with (folder / "worker.log").open("wb") as out:
+        return subprocess.Popen([sys.executable, "-c", code, str(path), *args], stdout=out,
                                 stderr=subprocess.STDOUT, env=env)  # fmt: skip
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path) -> None:
+    while "Worker ready" not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def null_run(config: PerfloopConfig, folder: Path, records: int) -> float:
+    """Seconds from ready until a do-nothing batching agent has seen ``records`` records."""
+    proc = _start(config, folder, RUN_NULL, str(records))
+    log = folder / "worker.log"
+    try:
+        _wait_ready(proc, log)
+        ready = time.perf_counter()
+        deadline = time.monotonic() + 900
+        while "null agent: consumed" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text()[-3000:])
+            time.sleep(0.02)
+        return time.perf_counter() - ready
+    finally:
+        _stop(proc)
+
+
+def worker_run(
+    config: PerfloopConfig, folder: Path, windows: int, profile: Path | None = None
+) -> tuple[float, int, int]:
+    """(seconds from ready to the last window, peak RSS, RSS when ready) of one worker."""
+    log = folder / "worker.log"
+    if profile is None:  # what ``perfloop worker --config path`` runs
+        proc = _start(config, folder, RUN_WORKER)
+    else:
+        proc = _start(config, folder, PROFILE_WORKER, str(profile))
     reader = KafkaConsumer(config.topics.names.windows, bootstrap_servers=config.broker.bootstrap,
                            auto_offset_reset="earliest", enable_auto_commit=False,
                            group_id=None, consumer_timeout_ms=200)  # fmt: skip
     try:
-        while "Worker ready" not in log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                raise RuntimeError(log.read_text()[-3000:])
-            time.sleep(0.05)
+        _wait_ready(proc, log)
         ready, base_rss = time.perf_counter(), _status(proc.pid, "VmRSS")
         seen, last = 0, ready
         deadline = time.monotonic() + 900
@@ -160,11 +237,55 @@ def worker_run(config: PerfloopConfig, folder: Path, windows: int) -> tuple[floa
         return last - ready, _status(proc.pid, "VmHWM"), base_rss
     finally:
         reader.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
+
+
+def _config(args: argparse.Namespace, folder: Path) -> PerfloopConfig:
+    unique = uuid.uuid4().hex[:8]
+    return PerfloopConfig.model_validate({
+        "broker": {"bootstrap": args.broker},
+        "topics": {"names": TopicNames().with_suffix(f".b{unique}").model_dump(),
+                   "partitions": args.partitions},
+        "windows": {"length_s": 10.0, "lateness_s": 2.0, "idle_timeout_s": 3600.0},
+        "worker": {"app_id": f"bench-{unique}", "state_dir": str(folder / "state")},
+    })  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One measurement of one case."""
+
+    bare: float  # points/s
+    worker: float  # points/s
+    peak: int  # bytes
+    growth: int  # bytes over the idle worker
+    ceiling: float | None = None  # points/s
+
+
+def measure(
+    args: argparse.Namespace, per_msg: int, rounds: int, profile: Path | None
+) -> tuple[Run, int, int]:
+    """(one run, points, messages) of one case on fresh topics."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    config = _config(args, folder)
+    create_missing_topics(args.broker, topic_catalog(config.topics))
+    values = messages(args.services, rounds, per_msg, 10.0)
+    points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
+    produce(args.broker, config.topics.names.metrics, values)
+    bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
+    seconds, peak, base = worker_run(config, folder, args.services * rounds, profile)
+    run = Run(bare_msgs * points / len(values), points / seconds, peak, peak - base)
+    if args.ceiling:
+        null_folder = Path(tempfile.mkdtemp(prefix="bench-null-"))
+        null_config = config.model_copy(
+            update={"worker": config.worker.model_copy(update={"app_id": f"null-{uuid.uuid4()}"})}
+        )
+        run.ceiling = points / null_run(null_config, null_folder, len(values))
+    return run, points, len(values)
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
 
 
 def main() -> None:
@@ -175,41 +296,46 @@ def main() -> None:
     parser.add_argument("--per-msg", type=int, default=1000, help="points per batch message")
     parser.add_argument("--single-rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per case; medians printed")
+    parser.add_argument("--ceiling", action="store_true", help="also time a do-nothing agent")
+    parser.add_argument("--cases", default="columnar,single", help="comma-separated")
+    parser.add_argument("--profile", type=Path, help="cProfile the worker into this folder")
     args = parser.parse_args()
     series = args.services * len(METRICS)
     print(f"{args.services} services x {len(METRICS)} metrics = {series:,} active series; "
-          f"10 s windows; {args.partitions} partitions; one worker process")  # fmt: skip
+          f"10 s windows; {args.partitions} partitions; one worker process; "
+          f"medians of {args.repeat} run(s), range in brackets")  # fmt: skip
+    cases = {
+        "columnar": (f"columnar, {args.per_msg} pts/msg", args.per_msg, args.columnar_rounds),
+        "single": ("single point", 1, args.single_rounds),
+    }
     rows = []
-    for label, per_msg, rounds in (
-        (f"columnar, {args.per_msg} pts/msg", args.per_msg, args.columnar_rounds),
-        ("single point", 1, args.single_rounds),
-    ):
-        unique = uuid.uuid4().hex[:8]
-        folder = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-        config = PerfloopConfig.model_validate({
-            "broker": {"bootstrap": args.broker},
-            "topics": {"names": TopicNames().with_suffix(f".b{unique}").model_dump(),
-                       "partitions": args.partitions},
-            "windows": {"length_s": 10.0, "lateness_s": 2.0, "idle_timeout_s": 3600.0},
-            "worker": {"app_id": f"bench-{unique}", "state_dir": str(folder / "state")},
-        })  # fmt: skip
-        create_missing_topics(args.broker, topic_catalog(config.topics))
-        values = messages(args.services, rounds, per_msg, 10.0)
-        points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
-        t = time.perf_counter()
-        produce(args.broker, config.topics.names.metrics, values)
-        produced_s = time.perf_counter() - t
-        bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
-        seconds, peak, base = worker_run(config, folder, args.services * rounds)
-        rate = points / seconds
-        bare_points = bare_msgs * (points / len(values))
-        rows.append((label, points, len(values), produced_s, bare_points, rate, peak, base))
-    print(f"{'case':<28}{'points':>12}{'messages':>11}{'bare pts/s':>13}{'worker pts/s':>14}"
-          f"{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
-    for label, points, msgs, _, bare, rate, peak, base in rows:
-        per_series = (peak - base) / series
-        print(f"{label:<28}{points:>12,}{msgs:>11,}{bare:>13,.0f}{rate:>14,.0f}"
-              f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
+    for name in args.cases.split(","):
+        label, per_msg, rounds = cases[name.strip()]
+        runs = []
+        for i in range(args.repeat):
+            profile = None
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                profile = args.profile / f"{name.strip()}-{i}.prof"
+            run, points, msgs = measure(args, per_msg, rounds, profile)
+            runs.append(run)
+        rows.append((label, points, msgs, runs))
+    print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
+          f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}"
+          + (f"{'null agent pts/s':>18}" if args.ceiling else ""))  # fmt: skip
+    for label, points, msgs, runs in rows:
+        bare = _median([r.bare for r in runs])
+        rates = [r.worker for r in runs]
+        rate = _median(rates)
+        spread = f"[{min(rates) / 1e3:,.0f}k-{max(rates) / 1e3:,.0f}k]" if len(runs) > 1 else ""
+        peak = _median([r.peak for r in runs])
+        per_series = _median([r.growth / series for r in runs])
+        line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{rate:>11,.0f} {spread:>12}"
+                f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
+        if args.ceiling:
+            line += f"{_median([r.ceiling or 0.0 for r in runs]):>18,.0f}"
+        print(line)
 
 
 if __name__ == "__main__":

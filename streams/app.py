@@ -1,10 +1,12 @@
 """The Faust application: thin agents around the pure stages.
 
 - ``ingest``: ``metrics`` -> ``perfloop.windows`` and ``metrics.dlq``. Batches of records are
-  grouped by partition and handed to :class:`~streams.window_stage.WindowStage`. Outputs are
-  produced and flushed *before* the partition's checkpoint is written to the table's
-  changelog, and the batch is acknowledged only after that, so a crash at any point replays
-  records the checkpoint has not seen and skips those it has (offset-exact).
+  grouped by partition and handed to :class:`~streams.window_stage.WindowStage`. A partition's
+  state is checkpointed to the table's changelog at most every
+  ``worker.checkpoint_interval_s`` (not after every batch); its outputs are flushed *before*
+  the checkpoint is written, and its records are acknowledged (so committed) only once a
+  checkpoint covers them. A crash at any point replays records the checkpoint has not seen
+  and skips those it has (offset-exact).
 - ``detect``: ``perfloop.windows`` -> ``perfloop.breaches``, one detector and the recent
   window history per service in a table (the diagnose stage reads that history).
 - a one-second timer advances idle partitions' watermarks.
@@ -117,13 +119,13 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
                 stage.last_offset(partition),
             )
 
-    async def emit(windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
+    def emit(windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
+        """Hand windows and dead letters to the producer (durable at the next flush)."""
         for w in windows:
-            await topics.windows.send(key=w.service.encode(), value=w.model_dump_json().encode())
+            topics.windows.send_soon(key=w.service.encode(), value=w.model_dump_json().encode())
         for d in dead:
             key = base64_key(d.key_b64)
-            await topics.dlq.send(key=key, value=d.model_dump_json().encode())
-        await app.producer.flush()
+            topics.dlq.send_soon(key=key, value=d.model_dump_json().encode())
 
     def checkpoint(partition: int) -> None:
         blob = stage.checkpoint(partition)
@@ -135,9 +137,31 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         window_state.send_changelog(partition, _pkey(partition), blob)
         window_state.data[_pkey(partition)] = blob
 
+    interval = config.worker.checkpoint_interval_s
+    pending = _Pending()
+
+    async def settle(partitions: Iterable[int], force: bool = False) -> None:
+        """Checkpoint those of ``partitions`` that are due, then acknowledge their records.
+
+        The windows the records closed are flushed first (a checkpoint must never be durable
+        without them), and faust flushes the producer, checkpoints included, before it
+        commits what was acknowledged."""
+        clock = time.monotonic()
+        due = [p for p in partitions if force or pending.due(p, clock)]
+        if not due:
+            return
+        await app.producer.flush()
+        for partition in due:
+            if partition in stage.partitions():
+                checkpoint(partition)
+            pending.checkpointed(partition, clock + interval)
+        for partition in due:
+            await pending.ack(partition)
+
     @app.agent(topics.metrics)
     async def ingest(stream: Any) -> None:
-        async for events in stream.take_events(max_=INGEST_BATCH, within=INGEST_WITHIN_S):
+        pending.stream = stream
+        async for events in stream.noack_take(INGEST_BATCH, within=INGEST_WITHIN_S):
             by_partition: dict[int, list[RawRecord]] = defaultdict(list)
             for event in events:
                 msg = event.message
@@ -149,9 +173,16 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
                 for partition, records in sorted(by_partition.items()):
                     ensure_restored(partition)
                     out = stage.process(partition, records, now)
-                    await emit(out.windows, out.dead_letters)
-                    checkpoint(partition)
-                await app.producer.flush()
+                    emit(out.windows, out.dead_letters)
+                pending.add(events, time.monotonic() + interval)
+                await settle(by_partition)
+
+    @app.timer(interval=min(interval, 1.0) / 2)
+    async def checkpoint_due() -> None:
+        """Checkpoint quiet partitions too, so their records are committed (and a rebalance,
+        which waits for every record to be acknowledged, is not held up)."""
+        async with lock:
+            await settle(pending.partitions())
 
     @app.timer(interval=1.0)
     async def advance_idle() -> None:
@@ -162,16 +193,17 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             for tp in assigned:
                 if tp.topic == names.metrics:
                     ensure_restored(tp.partition)
-            for partition, windows in stage.advance_idle(time.time()).items():
-                await emit(windows, [])
-                checkpoint(partition)
-            await app.producer.flush()
+            closed = stage.advance_idle(time.time())
+            for windows in closed.values():
+                emit(windows, [])
+            await settle(closed, force=True)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(app_: Any, revoked: Any, **_: Any) -> None:
         async with lock:
             for tp in revoked:
                 if tp.topic == names.metrics:
+                    pending.forget(tp.partition)
                     stage.drop(tp.partition)
 
     @app.agent(topics.windows)
@@ -224,6 +256,43 @@ def base64_key(key_b64: str | None) -> bytes | None:
     import base64
 
     return base64.b64decode(key_b64) if key_b64 else None
+
+
+class _Pending:
+    """Events applied to the window state but not yet covered by a checkpoint, per partition,
+    and when each partition's next checkpoint is due."""
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+        self._events: dict[int, list[Any]] = defaultdict(list)
+        self._due: dict[int, float] = {}
+
+    def add(self, events: Iterable[Any], due: float) -> None:
+        for event in events:
+            partition = event.message.partition
+            self._events[partition].append(event)
+            self._due.setdefault(partition, due)
+
+    def partitions(self) -> list[int]:
+        return sorted(self._events)
+
+    def due(self, partition: int, clock: float) -> bool:
+        return clock >= self._due.get(partition, 0.0)
+
+    def checkpointed(self, partition: int, next_due: float) -> None:
+        self._due[partition] = next_due
+
+    async def ack(self, partition: int) -> None:
+        events = self._events.pop(partition, [])
+        ack = self.stream.ack
+        for event in events:
+            await ack(event)
+
+    def forget(self, partition: int) -> None:
+        """A revoked partition: its records stay uncommitted (the next owner replays them
+        from its last checkpoint)."""
+        self._events.pop(partition, None)
+        self._due.pop(partition, None)
 
 
 class _ServiceState:

@@ -4,8 +4,9 @@ A value ``v > 0`` falls in the log bucket ``k = ceil(log(v) / log(gamma))`` with
 ``gamma = (1 + alpha) / (1 - alpha)``; the bucket ``(gamma**(k-1), gamma**k]`` is reported as
 ``2 * gamma**k / (gamma + 1)``, within ``alpha`` of every value in it. Negative values go to a
 mirrored store keyed by ``-v``; zeros are counted apart. Each store is an offset plus a dense
-``int64`` array and holds at most ``max_buckets`` buckets: beyond that the lowest buckets are
-collapsed into one (only the quantiles of the smallest magnitudes lose accuracy).
+array of counts (``int32`` until a store holds 2**31 values, then ``int64``) and holds at
+most ``max_buckets`` buckets: beyond that the lowest buckets are collapsed into one (only the
+quantiles of the smallest magnitudes lose accuracy).
 
 Quantiles follow the nearest-rank ("lower") convention: ``quantile(q)`` estimates the element
 at sorted position ``floor(q * (n - 1))``, like ``numpy.percentile(..., method="lower")``.
@@ -33,6 +34,9 @@ import numpy.typing as npt
 DEFAULT_ALPHA = 0.01
 DEFAULT_MAX_BUCKETS = 2048
 _ROOM = 8  # least spare buckets on each side when a store grows
+_INT32_MAX = 2**31 - 1
+_EMPTY: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+_EMPTY.flags.writeable = False
 
 
 class _Store:
@@ -44,12 +48,17 @@ class _Store:
 
     def __init__(self, max_buckets: int) -> None:
         self.offset = 0
-        self.counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.counts: npt.NDArray[Any] = _EMPTY  # shared: never written while empty
         self.lo, self.hi, self.total = 0, -1, 0
         self.max_buckets = max_buckets
 
+    def _widen(self, more: int) -> None:
+        """Switch the counts to int64 before ``more`` values could overflow int32."""
+        if self.total + more > _INT32_MAX and self.counts.dtype != np.int64:
+            self.counts = self.counts.astype(np.int64)
+
     def add_key(self, key: int) -> None:
-        if self.lo <= key <= self.hi:
+        if self.lo <= key <= self.hi and self.total < _INT32_MAX:
             self.counts[key - self.offset] += 1
             self.total += 1
         else:
@@ -60,6 +69,7 @@ class _Store:
             return
         kmin, kmax = int(keys.min()), int(keys.max())
         floor = self._cover(kmin, kmax)
+        self._widen(int(keys.size))
         if kmin < floor:  # collapse keys below the floor into the lowest kept bucket
             keys = np.maximum(keys, floor)
             kmin, kmax = floor, max(kmax, floor)
@@ -75,6 +85,7 @@ class _Store:
         kmin = first + int(nz[0])
         floor = self._cover(kmin, kmin + counts.size - 1)
         total = int(counts.sum())
+        self._widen(total)
         if kmin < floor:
             cut = min(floor - kmin, counts.size)
             self.counts[floor - self.offset] += int(counts[:cut].sum())
@@ -95,9 +106,10 @@ class _Store:
         return lo
 
     def _rebuild(self, lo: int, hi: int) -> None:
-        room = _ROOM + (hi - lo) // 2  # grow geometrically: few reallocations per store
+        room = _ROOM + (hi - lo) // 8  # grow geometrically: few reallocations per store
         offset = lo - room
-        new = np.zeros(hi - lo + 1 + 2 * room, dtype=np.int64)
+        wide = self.total >= _INT32_MAX or self.counts.dtype == np.int64 and self.total > 0
+        new: npt.NDArray[Any] = np.zeros(hi - lo + 1 + 2 * room, np.int64 if wide else np.int32)
         if self.total:
             src = self.counts[self.lo - self.offset : self.hi - self.offset + 1]
             src_lo = self.lo
@@ -122,10 +134,16 @@ class _Store:
         return [self.lo, self.occupied().tolist()] if self.total else [0, []]
 
     def load_json(self, data: list[Any]) -> None:
-        self.counts = np.asarray(data[1], dtype=np.int64).reshape(-1)
-        self.offset = self.lo = int(data[0])
+        self.load(int(data[0]), np.asarray(data[1], dtype=np.int64).reshape(-1))
+
+    def load(self, lo: int, counts: npt.NDArray[np.int64]) -> None:
+        """Hold exactly ``counts`` (its own copy) for the keys from ``lo`` on."""
+        total = int(counts.sum(dtype=np.int64))
+        dtype = np.int64 if total > _INT32_MAX else np.int32
+        self.counts = np.array(counts, dtype=dtype) if counts.size else _EMPTY
+        self.offset = self.lo = lo
         self.hi = self.lo + self.counts.size - 1
-        self.total = int(self.counts.sum())
+        self.total = total
 
 
 class QuantileSketch:
@@ -236,6 +254,38 @@ class QuantileSketch:
         sketch.zero_count = int(data["zero"])
         sketch._pos.load_json(data["pos"])
         sketch._neg.load_json(data["neg"])
+        return sketch
+
+    def state(self) -> tuple[int, int, npt.NDArray[np.int64], int, npt.NDArray[np.int64]]:
+        """``(zero count, lowest positive key, its counts, lowest negative key, its counts)``:
+        the occupied buckets, as :meth:`from_state` takes them."""
+        pos, neg = self._pos, self._neg
+        return self.zero_count, pos.lo, pos.occupied(), neg.lo, neg.occupied()
+
+    @classmethod
+    def from_state(
+        cls,
+        alpha: float,
+        max_buckets: int,
+        zero: int,
+        pos_lo: int,
+        pos: npt.NDArray[np.int64],
+        neg_lo: int,
+        neg: npt.NDArray[np.int64],
+    ) -> QuantileSketch:
+        """The sketch whose :meth:`state` that was (the arrays are copied).
+
+        >>> s = QuantileSketch(); s.add([-2.0, 0.0, 3.0, 3.5])
+        >>> t = QuantileSketch.from_state(s.alpha, s.max_buckets, *s.state())
+        >>> t.to_json() == s.to_json()
+        True
+        """
+        sketch = cls(alpha, max_buckets)
+        sketch.zero_count = zero
+        if pos.size:
+            sketch._pos.load(pos_lo, pos)
+        if neg.size:
+            sketch._neg.load(neg_lo, neg)
         return sketch
 
     def to_bytes(self) -> bytes:

@@ -13,13 +13,14 @@ sum would depend on how the points were split into batches, and a replay would n
 >>> cell = WindowCell.empty(seed=1, alpha=0.01)
 >>> import numpy as np
 >>> cell.add(np.array([3.0, 1.0, 2.0]), np.array([10.0, 12.0, 11.0]), k=4)
->>> cell.count, cell.min, cell.max, cell.last, cell.sample
+>>> cell.count, cell.min, cell.max, cell.last, cell.sample.tolist()
 (3, 1.0, 3.0, 1.0, [3.0, 1.0, 2.0])
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,13 +133,13 @@ class WindowCell:
     last: float
     last_ts: float
     seed: int
-    sample: list[float]
+    sample: array[float]  # typecode "d": 8 bytes a value, not a list of float objects
     sketch: QuantileSketch
 
     @classmethod
     def empty(cls, seed: int, alpha: float) -> WindowCell:
         inf = float("inf")
-        return cls(0, 0, inf, -inf, 0.0, -inf, seed, [], QuantileSketch(alpha))
+        return cls(0, 0, inf, -inf, 0.0, -inf, seed, array("d"), QuantileSketch(alpha))
 
     @property
     def sum(self) -> float:
@@ -200,7 +201,7 @@ class WindowCell:
         sample = self.sample
         room = k - len(sample)
         if room > 0:
-            sample.extend(values[:room].tolist())
+            sample.frombytes(values[:room].astype(np.float64, copy=False).tobytes())
             values, seen = values[room:], seen + room
         n = values.size
         if n == 0:
@@ -235,7 +236,7 @@ class WindowCell:
             p50=p50,
             p95=p95,
             p99=p99,
-            sample=list(self.sample),
+            sample=self.sample.tolist(),
         )
 
     def to_json(self) -> list[Any]:
@@ -247,7 +248,7 @@ class WindowCell:
             self.last,
             self.last_ts,
             self.seed,
-            list(self.sample),
+            self.sample.tolist(),
             self.sketch.to_json(),
         ]
 
@@ -262,6 +263,6 @@ class WindowCell:
             float(last),
             float(last_ts),
             int(seed),
-            [float(v) for v in sample],
+            array("d", [float(v) for v in sample]),
             QuantileSketch.from_json(sketch),
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from streams.decode import MetricDecoder
 from streams.decoded import RawRecord, RecordLike
 from streams.windows import PartitionWindows
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 1: all JSON (still read)
+_HEAD = struct.Struct("<I")
 __all__ = ["RawRecord", "StageOutput", "WindowStage", "Counters"]
 
 
@@ -166,23 +168,38 @@ class WindowStage:
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint(self, partition: int) -> bytes:
-        """The partition's whole state, compressed."""
+        """The partition's whole state, compressed: a small JSON header, then the windows'
+        binary form (:meth:`PartitionWindows.to_bytes`)."""
         state = self._get(partition)
-        doc = {
+        head = {
             "version": CHECKPOINT_VERSION,
             "last_offset": state.last_offset,
             "counters": state.counters.__dict__,
-            "windows": state.windows.to_json(),
         }
-        return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+        blob = json.dumps(head, separators=(",", ":")).encode()
+        body = _HEAD.pack(len(blob)) + blob + state.windows.to_bytes()
+        return zlib.compress(body, 1)
 
     def restore(self, partition: int, blob: bytes) -> None:
-        """Continue a partition from :meth:`checkpoint`'s output."""
-        doc = json.loads(zlib.decompress(blob))
-        if doc.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"version: checkpoint version {doc.get('version')!r} is not 1")
+        """Continue a partition from :meth:`checkpoint`'s output (or a version 1 checkpoint,
+        all JSON)."""
+        body = zlib.decompress(blob)
+        if body.startswith(b"{"):
+            doc = json.loads(body)
+            if doc.get("version") != 1:
+                raise ValueError(f"version: checkpoint version {doc.get('version')!r} is not 1")
+            windows = PartitionWindows.from_json(doc["windows"])
+        else:
+            (size,) = _HEAD.unpack_from(body)
+            doc = json.loads(body[_HEAD.size : _HEAD.size + size])
+            if doc.get("version") != CHECKPOINT_VERSION:
+                raise ValueError(
+                    f"version: checkpoint version {doc.get('version')!r} is not "
+                    f"{CHECKPOINT_VERSION}"
+                )
+            windows = PartitionWindows.from_bytes(body[_HEAD.size + size :])
         self._partitions[partition] = _Partition(
-            windows=PartitionWindows.from_json(doc["windows"]),
+            windows=windows,
             last_offset=int(doc["last_offset"]),
             counters=Counters(**doc["counters"]),
         )

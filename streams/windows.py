@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +44,14 @@ from pydantic import ValidationError
 
 from schemas.config import WindowsConfig
 from schemas.messages import WindowAggregate
+from streams.cell_codec import decode_cells, encode_cells
 from streams.decode import DecodedBatch, SeriesKey
 from streams.sketch import QuantileSketch
 from streams.window_cell import WindowCell, exact_sums, stable_seed
 
 STATE_VERSION = 1
+_MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
+_HEAD = struct.Struct("<I")
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
 
 
@@ -270,11 +274,10 @@ class PartitionWindows:
 
     # -- state ---------------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
-        """The whole state as JSON-able data; :meth:`from_json` continues identically."""
+    def _header(self) -> tuple[dict[str, Any], list[int], dict[int, int]]:
         used = sorted({sid for cells in self._windows.values() for sid in cells})
         remap = {old: new for new, old in enumerate(used)}
-        return {
+        head = {
             "version": STATE_VERSION,
             "config": self.config.model_dump(),
             "max_ts": self.max_ts,
@@ -285,16 +288,18 @@ class PartitionWindows:
                 [k.service, k.metric, [list(p) for p in k.labels]]
                 for k in (self._series[old] for old in used)
             ],
-            "cells": [
-                [wi, remap[sid], cell.to_json()]
-                for wi in sorted(self._windows)
-                for sid, cell in sorted(self._windows[wi].items())
-            ],
         }
+        return head, used, remap
+
+    def _cells(self, remap: dict[int, int]) -> list[tuple[int, int, WindowCell]]:
+        return [
+            (wi, remap[sid], cell)
+            for wi in sorted(self._windows)
+            for sid, cell in sorted(self._windows[wi].items())
+        ]
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PartitionWindows:
-        """The windows that :meth:`to_json` described."""
+    def _from_header(cls, data: dict[str, Any]) -> PartitionWindows:
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"version: window state version {data.get('version')!r} is not 1")
         pw = cls(WindowsConfig.model_validate(data["config"]))
@@ -304,15 +309,39 @@ class PartitionWindows:
         pw.points, pw.late_points, pw.dropped_windows, pw.dropped_series = data["counters"]
         for service, metric, labels in data["series"]:
             pw._intern(SeriesKey(service, metric, tuple((k, v) for k, v in labels)))
+        return pw
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as JSON-able data; :meth:`from_json` continues identically."""
+        head, _, remap = self._header()
+        head["cells"] = [[wi, sid, cell.to_json()] for wi, sid, cell in self._cells(remap)]
+        return head
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartitionWindows:
+        """The windows that :meth:`to_json` described."""
+        pw = cls._from_header(data)
         for wi, sid, cell in data["cells"]:
             pw._windows.setdefault(int(wi), {})[int(sid)] = WindowCell.from_json(cell)
         return pw
 
     def to_bytes(self) -> bytes:
-        """:meth:`to_json` as compact UTF-8 JSON."""
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        """The whole state, compactly: a JSON header (configuration, watermark, series) and
+        the cells in binary columns (:mod:`streams.cell_codec`); :meth:`from_bytes` continues
+        identically."""
+        head, _, remap = self._header()
+        blob = json.dumps(head, separators=(",", ":")).encode()
+        return _MAGIC + _HEAD.pack(len(blob)) + blob + encode_cells(self._cells(remap))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PartitionWindows:
-        """The windows that :meth:`to_bytes` wrote."""
-        return cls.from_json(json.loads(data))
+        """The windows that :meth:`to_bytes` wrote (or the JSON of :meth:`to_json`)."""
+        if not data.startswith(_MAGIC):
+            return cls.from_json(json.loads(data))
+        at = len(_MAGIC)
+        (size,) = _HEAD.unpack_from(data, at)
+        at += _HEAD.size
+        pw = cls._from_header(json.loads(data[at : at + size]))
+        for wi, sid, cell in decode_cells(data[at + size :], pw.config.sketch_alpha):
+            pw._windows.setdefault(wi, {})[sid] = cell
+        return pw

@@ -78,7 +78,9 @@ def test_resolve_next_remedy_escalate_noise_and_no_data(
             lambda: bool(run.verdicts("svc-noisy")) and bool(run.verdicts("svc-silent")),
             60, lambda: f"{run.states('svc-noisy')} {run.states('svc-silent')}",
         )  # fmt: skip
-        assert run.verdicts("svc-noisy")[0] in {"unchanged", "improved"}
+        # 40 % noise around a 2.5 % change: whatever the test says, never "resolved"
+        assert run.verdicts("svc-noisy")[0] != "resolved"
+        assert "resolved" not in run.states("svc-noisy")[:5]
         assert run.verdicts("svc-silent")[0] == "no_data"
         assert "resolved" not in run.states("svc-silent")
 

@@ -110,3 +110,16 @@ def test_state_round_trip_is_exact_and_small() -> None:
     back.add([5.0])
     sketch.add([5.0])
     assert back.to_json() == sketch.to_json()
+
+
+def test_bucket_counts_widen_before_they_overflow_int32() -> None:
+    big = np.array([2**31 - 10], dtype=np.int64)
+    sketch = QuantileSketch.from_state(0.01, 2048, 0, int(sketch_key(5.0)), big, 0, big[:0])
+    sketch.add([5.0] * 20)
+    sketch.add_positive_keys(np.array([sketch_key(5.0)]))
+    assert sketch.count == 2**31 + 11
+    assert sketch.state()[2].tolist() == [2**31 + 11]
+
+
+def sketch_key(value: float) -> int:
+    return int(QuantileSketch().keys(np.array([value]))[0])
