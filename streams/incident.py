@@ -150,6 +150,31 @@ class ServiceBook:
         del self.recent[:-RECENT_WINDOWS]
         return True
 
+    def fill_baseline(self, inc: Incident) -> None:
+        """Copy the breach windows' observations into the incident while they are known."""
+        have = {o.start for o in inc.baseline}
+        for w in self.recent:
+            if inc.first_window_start <= w.start < inc.window_end and w.start not in have:
+                obs = w.observations.get(inc.signal)
+                if obs is not None:
+                    inc.baseline.append(obs)
+        inc.baseline.sort(key=lambda o: o.start)
+
+    def baseline_for(self, inc: Incident, att: AttemptRecord) -> list[WindowObservation]:
+        """What an attempt is judged against: the windows that breached for the first attempt;
+        for a later one, as many windows as breached, just before it was issued - so a remedy
+        that does nothing after a partial fix is ``unchanged``, not ``improved`` or
+        ``resolved`` on the strength of an earlier remedy's work."""
+        self.fill_baseline(inc)
+        if att.attempt == 1 or not inc.baseline:
+            return inc.baseline
+        before = [
+            w.observations[inc.signal]
+            for w in self.recent
+            if w.end <= att.issued_at and inc.signal in w.observations
+        ]
+        return before[-len(inc.baseline) :] or inc.baseline
+
     def close(self, area: str) -> None:
         incident = self.incidents.pop(area)
         self.closed = [*self.closed, incident.incident_id][-CLOSED_REMEMBERED:]

@@ -103,30 +103,6 @@ class Loop:
         self.planner.settled(inc.service, inc.area)
         book.close(inc.area)
 
-    def _fill_baseline(self, book: ServiceBook, inc: Incident) -> None:
-        have = {o.start for o in inc.baseline}
-        for w in book.recent:
-            if inc.first_window_start <= w.start < inc.window_end and w.start not in have:
-                obs = w.observations.get(inc.signal)
-                if obs is not None:
-                    inc.baseline.append(obs)
-        inc.baseline.sort(key=lambda o: o.start)
-
-    def _baseline(self, book: ServiceBook, inc: Incident, att: AttemptRecord) -> list[Any]:
-        """What an attempt is judged against: the windows that breached for the first attempt;
-        for a later one, as many windows as breached, just before it was issued — so a remedy
-        that does nothing after a partial fix is ``unchanged``, not ``improved`` or
-        ``resolved`` on the strength of an earlier remedy's work."""
-        self._fill_baseline(book, inc)
-        if att.attempt == 1 or not inc.baseline:
-            return inc.baseline
-        before = [
-            w.observations[inc.signal]
-            for w in book.recent
-            if w.end <= att.issued_at and inc.signal in w.observations
-        ]
-        return before[-len(inc.baseline) :] or inc.baseline
-
     # -- events ----------------------------------------------------------------------------
     def on_breach(self, book: ServiceBook, breach: Breach) -> LoopOutput:
         out = LoopOutput()
@@ -151,7 +127,7 @@ class Loop:
             breaches=[breach.model_dump(mode="json")],
         )
         book.incidents[breach.area] = inc
-        self._fill_baseline(book, inc)
+        book.fill_baseline(inc)
         reason = f"{breach.signal} {breach.observed:g} {breach.direction} {breach.threshold:g}"
         self._move(out, inc, "breached", reason, breach.window_end)
         pending = book.pending_diagnoses.pop(breach.breach_id, None)
@@ -313,7 +289,7 @@ class Loop:
             return out
         deadline = self.config.verification.result_deadline_windows
         for inc in list(book.incidents.values()):
-            self._fill_baseline(book, inc)
+            book.fill_baseline(inc)
             att = inc.current
             if inc.state == "verifying":
                 out.extend(self._maybe_verify(book, inc))
@@ -342,7 +318,7 @@ class Loop:
             return out
         post_windows = after[: vcfg.post_windows]
         post = [w.observations[inc.signal] for w in post_windows if inc.signal in w.observations]
-        result = verify(inc.area, self._rule(inc), self._baseline(book, inc, att), post, vcfg)
+        result = verify(inc.area, self._rule(inc), book.baseline_for(inc, att), post, vcfg)
         end = post_windows[-1].end
         verification = Verification(
             verification_id=f"{att.action_id}:v",
