@@ -30,31 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.base import CauseClassifier  # noqa: E402
 from models.diagnoser import Diagnoser  # noqa: E402
 from models.river_model import MODELS, RiverCauseClassifier  # noqa: E402
-from models.synthetic import labelled_stream, synthetic_history  # noqa: E402
+from models.synthetic import labelled_stream, synthetic_breach, synthetic_history  # noqa: E402
 from models.torch_model import TorchCauseClassifier  # noqa: E402
 from schemas.config import DiagnosisConfig  # noqa: E402
-from schemas.messages import Breach, WindowAggregate  # noqa: E402
-from schemas.vocabulary import AREAS, TRIGGER_METRICS, causes_of  # noqa: E402
+from schemas.vocabulary import AREAS, causes_of  # noqa: E402
 
 AFTER_DRIFT = 300
 SHORT = 50
-
-
-def _breach(area: str, history: list[WindowAggregate], i: int) -> Breach:
-    last = history[-1]
-    return Breach(
-        breach_id=f"bench:{area}:{i}",
-        service=last.service,
-        area=area,  # type: ignore[arg-type]
-        signal=TRIGGER_METRICS[area][0],
-        observed=1.0,
-        threshold=0.5,
-        direction="above",
-        window_start=last.start,
-        window_end=last.end,
-        first_window_start=history[0].start,
-        windows=2,
-    )
 
 
 def _ms(samples: list[float]) -> tuple[float, float]:
@@ -67,7 +49,7 @@ def _time_diagnoses(d: Diagnoser, area: str, n: int, rng: random.Random) -> list
     cases = []
     for i in range(n):
         history = synthetic_history(area, rng.choice(causes_of(area)), rng)
-        cases.append((_breach(area, history, i), history))
+        cases.append((synthetic_breach(area, history, f"bench:{area}:{i}"), history))
     out = []
     for breach, history in cases:
         t0 = time.perf_counter()

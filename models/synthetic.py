@@ -25,8 +25,8 @@ import random
 from collections.abc import Callable
 
 from models.signals import ACCURACY_FIRE, ENTROPY_FIRE, SPARSITY_FIRE
-from schemas.messages import SeriesAggregate, WindowAggregate
-from schemas.vocabulary import causes_of
+from schemas.messages import Breach, SeriesAggregate, WindowAggregate
+from schemas.vocabulary import TRIGGER_METRICS, causes_of
 
 START_TS = 1_700_000_000.0
 COUNT = 10
@@ -193,3 +193,21 @@ def labelled_stream(
         history = synthetic_history(area, cause, rng, concept=concept, drop=drop)
         out.append((extract_features(area, history), cause))
     return out
+
+
+def synthetic_breach(area: str, history: list[WindowAggregate], breach_id: str = "b-1") -> Breach:
+    """A breach of ``area`` in the last window of ``history`` (for tests and benchmarks)."""
+    last = history[-1]
+    return Breach(
+        breach_id=breach_id,
+        service=last.service,
+        area=area,
+        signal=TRIGGER_METRICS[area][0],
+        observed=1.0,
+        threshold=0.5,
+        direction="above",
+        window_start=last.start,
+        window_end=last.end,
+        first_window_start=history[0].start,
+        windows=len(history),
+    )

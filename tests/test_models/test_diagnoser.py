@@ -6,11 +6,10 @@ import math
 import random
 
 import pytest
-from model_breaches import breach_for
 
 from models.diagnoser import Diagnoser, diagnosis_id
 from models.features import feature_names
-from models.synthetic import labelled_stream, synthetic_history
+from models.synthetic import labelled_stream, synthetic_breach, synthetic_history
 from schemas.config import DiagnosisConfig
 from schemas.messages import Diagnosis
 from schemas.vocabulary import AREAS, causes_of
@@ -45,7 +44,7 @@ def test_the_prior_decides_until_min_labels() -> None:
     stream = labelled_stream("memory", 7, seed=2)
     history = synthetic_history("memory", "model", random.Random(9))
     for i, (x, y) in enumerate(stream):
-        diagnosis = d.diagnose(breach_for("memory", history), history)
+        diagnosis = d.diagnose(synthetic_breach("memory", history), history)
         assert diagnosis.labels_seen == i
         assert (diagnosis.decider == "prior") == (i < 5), (i, diagnosis.decider)
         d.learn_label(f"inc-{i}", "memory", x, y)
@@ -60,7 +59,7 @@ def test_diagnoses_are_complete_and_finite_with_missing_metrics(area: str) -> No
         d.learn_label(f"i{i}", area, x, y)
     for drop in (0.0, 0.5, 1.0):
         history = synthetic_history(area, causes_of(area)[1], rng, drop=drop)
-        diagnosis = d.diagnose(breach_for(area, history, "b:7"), history, incident_id="inc-9")
+        diagnosis = d.diagnose(synthetic_breach(area, history, "b:7"), history, incident_id="inc-9")
         assert isinstance(diagnosis, Diagnosis)
         assert diagnosis.diagnosis_id == "b:7:diag" and diagnosis.incident_id == "inc-9"
         assert tuple(diagnosis.features) == feature_names(area)
@@ -74,16 +73,16 @@ def test_diagnoses_are_complete_and_finite_with_missing_metrics(area: str) -> No
         assert diagnosis.labels_seen == 4 and diagnosis.decider != "prior"
         Diagnosis.model_validate_json(diagnosis.model_dump_json())
     # an empty history is diagnosed too (everything missing)
-    empty = d.diagnose(breach_for(area, history), [])
+    empty = d.diagnose(synthetic_breach(area, history), [])
     assert all(empty.features[k] == 1.0 for k in empty.features if k.endswith("_missing"))
 
 
 def test_the_diagnosis_features_are_what_the_loop_learns_from() -> None:
     d = Diagnoser(DiagnosisConfig(min_labels=0))
     history = synthetic_history("throughput", "io", random.Random(1))
-    diagnosis = d.diagnose(breach_for("throughput", history), history, incident_id="inc-1")
+    diagnosis = d.diagnose(synthetic_breach("throughput", history), history, incident_id="inc-1")
     assert d.learn_label("inc-1", "throughput", diagnosis.features, "io")
-    again = d.diagnose(breach_for("throughput", history), history, incident_id="inc-1")
+    again = d.diagnose(synthetic_breach("throughput", history), history, incident_id="inc-1")
     assert again.probabilities["io"] > diagnosis.probabilities["io"]
 
 
@@ -120,6 +119,6 @@ def test_diagnosing_does_not_change_the_diagnoser() -> None:
         d.learn_label(f"i{i}", "memory", x, y)
     history = synthetic_history("memory", "cache", random.Random(2))
     state = d.dumps()
-    first = d.diagnose(breach_for("memory", history), history)
-    assert d.diagnose(breach_for("memory", history), history) == first
+    first = d.diagnose(synthetic_breach("memory", history), history)
+    assert d.diagnose(synthetic_breach("memory", history), history) == first
     assert d.dumps() == state
