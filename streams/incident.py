@@ -17,7 +17,10 @@ from typing import Any
 
 from streams.verify import WindowObservation
 
-RECENT_WINDOWS = 64
+# The book is stored again after every window of its service, so it keeps only what
+# verification needs: the windows around the latest remedy (breach windows are copied into
+# the incident as they pass).
+RECENT_WINDOWS = 24
 CLOSED_REMEMBERED = 200
 
 

@@ -294,8 +294,9 @@ class Loop:
             if inc.state == "verifying":
                 out.extend(self._maybe_verify(book, inc))
             elif inc.state == "acting" and att is not None:
-                since = [w for w in book.recent if w.start >= att.issued_at]
-                if len(since) > deadline:
+                # counted in event time, so the book need not keep the windows themselves
+                waited = window.end - att.issued_at
+                if waited > deadline * self.config.windows.length_s:
                     self._escalate(
                         out,
                         book,
