@@ -31,7 +31,6 @@ False
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import time
@@ -44,7 +43,8 @@ from pydantic import ValidationError
 
 from models.diagnoser import Diagnoser
 from schemas.config import DiagnosisConfig, PerfloopConfig
-from schemas.messages import Breach, DeadLetter, Diagnosis, Label, WindowAggregate
+from schemas.messages import Breach, Diagnosis, Label, WindowAggregate
+from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.diagnose")
 
@@ -148,23 +148,9 @@ def install_diagnose(
                 label = Label.model_validate_json(event.value)
             except ValidationError as exc:
                 msg = event.message
-                await dlq.send(key=msg.key, value=_dead_label(msg, str(exc)))
+                letter = dead_letter(msg, msg.topic, str(exc), None, time.time())
+                await dlq.send(key=msg.key, value=letter.model_dump_json().encode())
                 continue
             stage.learn(label)
 
     return stage
-
-
-def _dead_label(msg: Any, reason: str) -> bytes:
-    letter = DeadLetter(
-        kind="invalid",
-        reason=reason[:4000],
-        field=None,
-        source_topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
-        value_b64=base64.b64encode(msg.value or b"").decode(),
-        rejected_at=time.time(),
-    )
-    return letter.model_dump_json().encode()

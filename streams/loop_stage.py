@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from schemas.config import PerfloopConfig
 from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
 from streams.incident import ServiceBook
 from streams.loop import Loop, LoopOutput
+from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.loop")
 BANDIT_FILE = "bandit.json"
@@ -60,6 +62,7 @@ def install_loop(
         extra_topic_configs={"max.message.bytes": str(16 * 1024 * 1024)},
     )
     sources = topic(names.breaches, names.diagnoses, names.action_results, names.windows)
+    dlq = topic(names.dlq)
     outputs = {
         "transitions": topic(names.incidents),
         "commands": topic(names.actions),
@@ -99,8 +102,10 @@ def install_loop(
             book = ServiceBook.loads(blob) if blob else ServiceBook(key.decode())
             try:
                 out = handle(book, msg.topic, event.value)
-            except ValueError as exc:  # a malformed message from outside: skip, never stop
+            except ValueError as exc:  # a malformed message from outside: dead-letter, go on
                 log.error("%s[%d]@%d rejected: %s", msg.topic, msg.partition, msg.offset, exc)
+                letter = dead_letter(msg, msg.topic, str(exc), None, time.time())
+                await dlq.send(key=key, value=letter.model_dump_json().encode())
                 continue
             await send(out, key)
             for area, cause, remedy, success, ts in out.rewards:

@@ -25,6 +25,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from schemas.config import IngestConfig, WindowsConfig
 from schemas.messages import DeadLetter, WindowAggregate
@@ -34,7 +35,7 @@ from streams.windows import PartitionWindows
 
 CHECKPOINT_VERSION = 2  # 1: all JSON (still read)
 _HEAD = struct.Struct("<I")
-__all__ = ["RawRecord", "StageOutput", "WindowStage", "Counters"]
+__all__ = ["Counters", "RawRecord", "StageOutput", "WindowStage", "dead_letter"]
 
 
 @dataclass
@@ -64,6 +65,30 @@ class _Partition:
     windows: PartitionWindows
     last_offset: int = -1
     counters: Counters = field(default_factory=Counters)
+
+
+def dead_letter(
+    record: RecordLike,
+    source_topic: str,
+    reason: str,
+    field_: str | None,
+    now: float,
+    points: int = 1,
+    kind: Literal["invalid", "late"] = "invalid",
+) -> DeadLetter:
+    """The dead letter of a rejected record: why, where it was, and its original bytes."""
+    return DeadLetter(
+        kind=kind,
+        reason=reason[:4000],
+        field=field_[:256] if field_ else None,
+        source_topic=source_topic,
+        partition=record.partition,
+        offset=record.offset,
+        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
+        value_b64=base64.b64encode(record.value or b"").decode(),
+        rejected_at=now,
+        points=points,
+    )
 
 
 class WindowStage:
@@ -115,22 +140,23 @@ class WindowStage:
             counters.rejected_records += 1
             counters.rejected_points += rej.points
             out.dead_letters.append(
-                self._dead_letter(
-                    fresh[rej.index], "invalid", rej.reason, rej.field, rej.points, now
+                dead_letter(
+                    fresh[rej.index], self.source_topic, rej.reason, rej.field, now, rej.points
                 )
             )
         update = state.windows.update(batch, wall=now)
         for late in update.late:
             counters.late_records += 1
             out.dead_letters.append(
-                self._dead_letter(
+                dead_letter(
                     fresh[late.index],
-                    "late",
+                    self.source_topic,
                     # no watermark in the text: it depends on how records were batched
                     f"ts: {late.points} point(s) arrived after their window closed",
                     "ts",
-                    late.points,
                     now,
+                    late.points,
+                    kind="late",
                 )
             )
         counters.late_points += update.late_points
@@ -149,22 +175,6 @@ class WindowStage:
                 state.counters.windows += len(windows)
                 closed[partition] = windows
         return closed
-
-    def _dead_letter(
-        self, record: RecordLike, kind: str, reason: str, field_: str, points: int, now: float
-    ) -> DeadLetter:
-        return DeadLetter(
-            kind="late" if kind == "late" else "invalid",
-            reason=reason[:4000],
-            field=field_[:256] if field_ else None,
-            source_topic=self.source_topic,
-            partition=record.partition,
-            offset=record.offset,
-            key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-            value_b64=base64.b64encode(record.value or b"").decode(),
-            rejected_at=now,
-            points=points,
-        )
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint(self, partition: int) -> bytes:

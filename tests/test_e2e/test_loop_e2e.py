@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from loop_support import LoopRun, TestService
+from loop_support import LoopRun, TestService, TopicReader
 
 from schemas.config import PerfloopConfig, TopicNames
 
@@ -83,6 +83,23 @@ def test_resolve_next_remedy_escalate_noise_and_no_data(
         assert "resolved" not in run.states("svc-noisy")[:5]
         assert run.verdicts("svc-silent")[0] == "no_data"
         assert "resolved" not in run.states("svc-silent")
+
+        # a malformed result from outside is dead-lettered and the loop goes on
+        producer.send(topics.action_results, key=b"svc-resolved", value=b'{"action_id": 7}')
+        producer.flush(10)
+        dlq = TopicReader(broker, topics.dlq)
+        try:
+
+            def from_results() -> list[dict[str, Any]]:
+                return [
+                    x for x in dlq.seen[topics.dlq] if x["source_topic"] == topics.action_results
+                ]
+
+            dlq.wait("the malformed result in the dead-letter topic", lambda: bool(from_results()),
+                     30, lambda: str(dlq.seen[topics.dlq])[-2000:])  # fmt: skip
+        finally:
+            dlq.close()
+        assert "action_id" in from_results()[0]["reason"]
 
         # every command ran exactly once, and the bandit learned from the verdicts
         assert all(n == 1 for n in Counter(run.handler.calls).values()), run.handler.calls
