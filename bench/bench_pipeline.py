@@ -14,8 +14,6 @@ topics, then measures:
   bound on the state per series: it also holds the fetch and batch buffers, whose size does not
   grow with the number of series.
 
-``--ceiling`` adds the rate of a Faust app whose only agent batches the same topic like the
-ingest agent and does nothing else (faust's own per-event cost, the ceiling for the worker).
 ``--repeat N`` runs every measurement N times on fresh topics and prints medians (with the
 range); ``--profile DIR`` runs the worker under cProfile and writes ``DIR/<case>.prof``.
 """
@@ -58,29 +56,6 @@ PROFILE_WORKER = (
     "from streams.worker import run_worker; config = load_config(sys.argv[1]); "
     "cProfile.run('run_worker(config)', sys.argv[2])"
 )
-RUN_NULL = """
-import sys, time, faust
-from schemas.config import load_config
-from streams.app import INGEST_BATCH, INGEST_WITHIN_S
-config, expected = load_config(sys.argv[1]), int(sys.argv[2])
-app = faust.App(config.worker.app_id, broker="kafka://" + config.broker.bootstrap,
-                store="memory://", datadir=config.worker.state_dir, web_enabled=False,
-                topic_partitions=config.topics.partitions, consumer_auto_offset_reset="earliest",
-                key_serializer="raw", value_serializer="raw")
-topic = app.topic(config.topics.names.metrics, key_type=bytes, value_type=bytes,
-                  key_serializer="raw", value_serializer="raw")
-seen = 0
-@app.agent(topic)
-async def null(stream):
-    global seen
-    async for events in stream.noack_take(INGEST_BATCH, within=INGEST_WITHIN_S):
-        seen += len(events)
-        for event in events:
-            await stream.ack(event)
-        if seen >= expected:
-            print("null agent: consumed", seen, flush=True)
-faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
-"""
 SCALE = {"memory": 2e10, "latency": 120.0, "throughput": 150.0, "cpu": 0.6, "cache": 50.0}
 
 
@@ -179,10 +154,16 @@ def _start(config: PerfloopConfig, folder: Path, code: str, *args: str) -> subpr
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path) -> None:
-    while "Worker ready" not in log.read_text(errors="replace"):
+    """Until the Faust app is ready and the ingest holds its partitions."""
+    while not {"Worker ready", "ingest: assigned"} <= _marks(log):
         if proc.poll() is not None:
             raise RuntimeError(log.read_text()[-3000:])
         time.sleep(0.05)
+
+
+def _marks(log: Path) -> set[str]:
+    text = log.read_text(errors="replace")
+    return {mark for mark in ("Worker ready", "ingest: assigned") if mark in text}
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -191,23 +172,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def null_run(config: PerfloopConfig, folder: Path, records: int) -> float:
-    """Seconds from ready until a do-nothing batching agent has seen ``records`` records."""
-    proc = _start(config, folder, RUN_NULL, str(records))
-    log = folder / "worker.log"
-    try:
-        _wait_ready(proc, log)
-        ready = time.perf_counter()
-        deadline = time.monotonic() + 900
-        while "null agent: consumed" not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log.read_text()[-3000:])
-            time.sleep(0.02)
-        return time.perf_counter() - ready
-    finally:
-        _stop(proc)
 
 
 def worker_run(
@@ -259,7 +223,6 @@ class Run:
     worker: float  # points/s
     peak: int  # bytes
     growth: int  # bytes over the idle worker
-    ceiling: float | None = None  # points/s
 
 
 def measure(
@@ -275,12 +238,6 @@ def measure(
     bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
     seconds, peak, base = worker_run(config, folder, args.services * rounds, profile)
     run = Run(bare_msgs * points / len(values), points / seconds, peak, peak - base)
-    if args.ceiling:
-        null_folder = Path(tempfile.mkdtemp(prefix="bench-null-"))
-        null_config = config.model_copy(
-            update={"worker": config.worker.model_copy(update={"app_id": f"null-{uuid.uuid4()}"})}
-        )
-        run.ceiling = points / null_run(null_config, null_folder, len(values))
     return run, points, len(values)
 
 
@@ -297,7 +254,6 @@ def main() -> None:
     parser.add_argument("--single-rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; medians printed")
-    parser.add_argument("--ceiling", action="store_true", help="also time a do-nothing agent")
     parser.add_argument("--cases", default="columnar,single", help="comma-separated")
     parser.add_argument("--profile", type=Path, help="cProfile the worker into this folder")
     args = parser.parse_args()
@@ -322,8 +278,7 @@ def main() -> None:
             runs.append(run)
         rows.append((label, points, msgs, runs))
     print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
-          f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}"
-          + (f"{'null agent pts/s':>18}" if args.ceiling else ""))  # fmt: skip
+          f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
     for label, points, msgs, runs in rows:
         bare = _median([r.bare for r in runs])
         rates = [r.worker for r in runs]
@@ -333,8 +288,6 @@ def main() -> None:
         per_series = _median([r.growth / series for r in runs])
         line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{rate:>11,.0f} {spread:>12}"
                 f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
-        if args.ceiling:
-            line += f"{_median([r.ceiling or 0.0 for r in runs]):>18,.0f}"
         print(line)
 
 

@@ -208,15 +208,14 @@ class ExecutorConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    """The Faust worker: its consumer group (``app_id``), state folder and group timing.
+    """The worker: its consumer groups (``app_id``), state folder and group timing.
 
-    A worker that dies is replaced in the group after ``session_timeout_s``.
+    A worker that dies is replaced in the groups after ``session_timeout_s``.
 
     ``checkpoint_interval_s`` (default 1 s) is how often the window state of a busy partition
-    is written to the ``window-state`` changelog. Records are committed only once a checkpoint
-    covers them, so a crash replays at most about that much input; a longer interval costs
-    less per point but holds more uncommitted records in memory and replays more after a
-    crash."""
+    is written to the compacted topic ``<app_id>.window-checkpoints``; offsets are committed
+    only once a checkpoint covers them. A crash replays at most about that much input; a
+    longer interval costs less per point but replays more after a crash."""
 
     app_id: str = "perfloop"
     state_dir: str = ".perfloop/worker"

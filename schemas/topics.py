@@ -30,10 +30,17 @@ class TopicSpec:
     retention_ms: int
     compacted: bool = False
     key: str = "service"
+    max_message_bytes: int | None = None
+    segment_ms: int | None = None
 
     def configs(self) -> dict[str, str]:
         policy = "compact" if self.compacted else "delete"
-        return {"cleanup.policy": policy, "retention.ms": str(self.retention_ms)}
+        out = {"cleanup.policy": policy, "retention.ms": str(self.retention_ms)}
+        if self.max_message_bytes is not None:
+            out["max.message.bytes"] = str(self.max_message_bytes)
+        if self.segment_ms is not None:
+            out["segment.ms"] = str(self.segment_ms)
+        return out
 
 
 #: role -> (message type(s), retention in days, compacted)

@@ -1,15 +1,10 @@
 """The Faust application: thin agents around the pure stages.
 
-- ``ingest``: ``metrics`` -> ``perfloop.windows`` and ``metrics.dlq``. Batches of records are
-  grouped by partition and handed to :class:`~streams.window_stage.WindowStage`. A partition's
-  state is checkpointed to the table's changelog at most every
-  ``worker.checkpoint_interval_s`` (not after every batch); its outputs are flushed *before*
-  the checkpoint is written, and its records are acknowledged (so committed) only once a
-  checkpoint covers them. A crash at any point replays records the checkpoint has not seen
-  and skips those it has (offset-exact).
+- ingest (:mod:`streams.ingest`, run beside the app): ``metrics`` -> ``perfloop.windows`` and
+  ``metrics.dlq``, with offset-exact window checkpoints;
 - ``detect``: ``perfloop.windows`` -> ``perfloop.breaches``, one detector and the recent
-  window history per service in a table (the diagnose stage reads that history).
-- a one-second timer advances idle partitions' watermarks.
+  window history per service in a table (the diagnose stage reads that history);
+- the diagnose stage and, with signing keys, the closed loop.
 
 Every topic is keyed by service, so a service's windows, breaches and state share a
 partition number and live on one worker.
@@ -17,12 +12,8 @@ partition number and live on one worker.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,30 +21,25 @@ import faust
 
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
-from schemas.messages import Breach, DeadLetter, WindowAggregate
-from streams.decoded import RawRecord
+from schemas.messages import Breach, WindowAggregate
 from streams.detect import Detector
 from streams.diagnose_stage import install_diagnose
+from streams.ingest import Ingest
 from streams.loop_stage import install_loop
-from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.worker")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
-INGEST_BATCH = 10_000
-INGEST_WITHIN_S = 0.2
 
 
 @dataclass
 class Topics:
-    metrics: Any
-    dlq: Any
     windows: Any
     breaches: Any
 
 
-def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faust.App, WindowStage]:
-    """The worker's Faust app for ``config`` and the window stage it drives.
+def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faust.App, Ingest]:
+    """The worker's Faust app for ``config`` and the ingest that feeds it windows.
 
     With ``keys`` (the action channel's signing keys) the closed loop runs too."""
     names = config.topics.names
@@ -87,16 +73,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             partitions=partitions,
         )
 
-    topics = Topics(
-        topic(names.metrics), topic(names.dlq), topic(names.windows), topic(names.breaches)
-    )
-    window_state = app.Table(
-        "window-state",
-        partitions=partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
-    )
+    topics = Topics(topic(names.windows), topic(names.breaches))
     detect_state = app.Table(
         "detect-state",
         partitions=partitions,
@@ -104,107 +81,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         value_type=bytes,
         extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
     )
-    stage = WindowStage(config.windows, config.ingest, source_topic=names.metrics)
-    lock = asyncio.Lock()
-
-    def ensure_restored(partition: int) -> None:
-        if partition in stage.partitions():
-            return
-        blob = window_state.data.get(_pkey(partition))
-        if blob:
-            stage.restore(partition, blob)
-            log.info(
-                "partition %d: window state restored at offset %d",
-                partition,
-                stage.last_offset(partition),
-            )
-
-    def emit(windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
-        """Hand windows and dead letters to the producer (durable at the next flush)."""
-        for w in windows:
-            topics.windows.send_soon(key=w.service.encode(), value=w.model_dump_json().encode())
-        for d in dead:
-            key = base64_key(d.key_b64)
-            topics.dlq.send_soon(key=key, value=d.model_dump_json().encode())
-
-    def checkpoint(partition: int) -> None:
-        blob = stage.checkpoint(partition)
-        if len(blob) > MAX_STATE_BYTES:
-            raise RuntimeError(
-                f"window state of partition {partition} is {len(blob)} bytes, over "
-                f"{MAX_STATE_BYTES}: raise topics.partitions or shorten windows.length_s"
-            )
-        window_state.send_changelog(partition, _pkey(partition), blob)
-        window_state.data[_pkey(partition)] = blob
-
-    interval = config.worker.checkpoint_interval_s
-    pending = _Pending()
-
-    async def settle(partitions: Iterable[int], force: bool = False) -> None:
-        """Checkpoint those of ``partitions`` that are due, then acknowledge their records.
-
-        The windows the records closed are flushed first (a checkpoint must never be durable
-        without them), and faust flushes the producer, checkpoints included, before it
-        commits what was acknowledged."""
-        clock = time.monotonic()
-        due = [p for p in partitions if force or pending.due(p, clock)]
-        if not due:
-            return
-        await app.producer.flush()
-        for partition in due:
-            if partition in stage.partitions():
-                checkpoint(partition)
-            pending.checkpointed(partition, clock + interval)
-        for partition in due:
-            await pending.ack(partition)
-
-    @app.agent(topics.metrics)
-    async def ingest(stream: Any) -> None:
-        pending.stream = stream
-        async for events in stream.noack_take(INGEST_BATCH, within=INGEST_WITHIN_S):
-            by_partition: dict[int, list[RawRecord]] = defaultdict(list)
-            for event in events:
-                msg = event.message
-                by_partition[msg.partition].append(
-                    RawRecord(msg.value, msg.key, msg.partition, msg.offset)
-                )
-            async with lock:
-                now = time.time()
-                for partition, records in sorted(by_partition.items()):
-                    ensure_restored(partition)
-                    out = stage.process(partition, records, now)
-                    emit(out.windows, out.dead_letters)
-                pending.add(events, time.monotonic() + interval)
-                await settle(by_partition)
-
-    @app.timer(interval=min(interval, 1.0) / 2)
-    async def checkpoint_due() -> None:
-        """Checkpoint quiet partitions too, so their records are committed (and a rebalance,
-        which waits for every record to be acknowledged, is not held up)."""
-        async with lock:
-            await settle(pending.partitions())
-
-    @app.timer(interval=1.0)
-    async def advance_idle() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
-            return
-        async with lock:
-            assigned = app.consumer.assignment() if app.consumer else set()
-            for tp in assigned:
-                if tp.topic == names.metrics:
-                    ensure_restored(tp.partition)
-            closed = stage.advance_idle(time.time())
-            for windows in closed.values():
-                emit(windows, [])
-            await settle(closed, force=True)
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_revoked(app_: Any, revoked: Any, **_: Any) -> None:
-        async with lock:
-            for tp in revoked:
-                if tp.topic == names.metrics:
-                    pending.forget(tp.partition)
-                    stage.drop(tp.partition)
+    ingest = Ingest(config)
 
     @app.agent(topics.windows)
     async def detect(stream: Any) -> None:
@@ -244,55 +121,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             "windows, detection and diagnosis run"
         )
 
-    app.perfloop_stage = stage  # type: ignore[attr-defined]
-    return app, stage
-
-
-def _pkey(partition: int) -> bytes:
-    return f"p{partition}".encode()
-
-
-def base64_key(key_b64: str | None) -> bytes | None:
-    import base64
-
-    return base64.b64decode(key_b64) if key_b64 else None
-
-
-class _Pending:
-    """Events applied to the window state but not yet covered by a checkpoint, per partition,
-    and when each partition's next checkpoint is due."""
-
-    def __init__(self) -> None:
-        self.stream: Any = None
-        self._events: dict[int, list[Any]] = defaultdict(list)
-        self._due: dict[int, float] = {}
-
-    def add(self, events: Iterable[Any], due: float) -> None:
-        for event in events:
-            partition = event.message.partition
-            self._events[partition].append(event)
-            self._due.setdefault(partition, due)
-
-    def partitions(self) -> list[int]:
-        return sorted(self._events)
-
-    def due(self, partition: int, clock: float) -> bool:
-        return clock >= self._due.get(partition, 0.0)
-
-    def checkpointed(self, partition: int, next_due: float) -> None:
-        self._due[partition] = next_due
-
-    async def ack(self, partition: int) -> None:
-        events = self._events.pop(partition, [])
-        ack = self.stream.ack
-        for event in events:
-            await ack(event)
-
-    def forget(self, partition: int) -> None:
-        """A revoked partition: its records stay uncommitted (the next owner replays them
-        from its last checkpoint)."""
-        self._events.pop(partition, None)
-        self._due.pop(partition, None)
+    return app, ingest
 
 
 class _ServiceState:

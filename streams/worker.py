@@ -15,11 +15,12 @@ def run_worker(config: PerfloopConfig, loglevel: str = "info") -> None:
     import faust
 
     from streams.app import build_app
+    from streams.ingest import IngestService
 
     created = create_missing_topics(config.broker.bootstrap, topic_catalog(config.topics))
     if created:
         logging.getLogger("perfloop.worker").info("created topics: %s", ", ".join(created))
     keys = Keyring.from_env(os.environ) if os.environ.get("PERFLOOP_ACTION_KEY") else None
-    app, _ = build_app(config, keys)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    app, ingest = build_app(config, keys)
+    worker = faust.Worker(app, IngestService(ingest), loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -76,7 +76,7 @@ def create_topics(config: PerfloopConfig) -> None:
 # -- the worker process --------------------------------------------------------------------
 
 
-_ASSIGNED = re.compile(r"Setting newly assigned partitions(.*?)for group", re.S)
+_ASSIGNED = re.compile(r"ingest: assigned (\S+) partitions \[([0-9, ]*)\]")
 
 
 @dataclass
@@ -112,16 +112,13 @@ class WorkerProcess:
     def log_text(self) -> str:
         return self.logs[-1].read_text(errors="replace") if self.logs else ""
 
-    def assigned(self, topic: str) -> set[int]:
-        """The partitions of ``topic`` in this run's latest assignment (from its log)."""
-        blocks = _ASSIGNED.findall(self.log_text())
-        if not blocks:
-            return set()
-        for line in blocks[-1].splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 2 and cells[0] == topic:
-                return _partition_set(cells[1])
-        return set()
+    def assigned(self, topic: str) -> set[int] | None:
+        """The partitions of ``topic`` in the ingest's latest assignment (from its log), or
+        None before its first assignment."""
+        held = [cells for name, cells in _ASSIGNED.findall(self.log_text()) if name == topic]
+        if not held:
+            return None
+        return {int(p) for p in held[-1].split(",") if p.strip()}
 
     def wait_ready(self, timeout_s: float = 60.0, partitions: int | None = None) -> None:
         """Wait until the worker is ready and (if given) holds ``partitions`` metric
@@ -136,12 +133,12 @@ class WorkerProcess:
             text = self.log_text()
             ready = text.count("Worker ready") >= 1 and "Recovery complete" in text
             held = self.assigned(topic)
-            if ready and (partitions is None or len(held) == partitions):
+            if ready and held is not None and (partitions is None or len(held) == partitions):
                 return
             time.sleep(0.2)
         raise AssertionError(
             f"waited {timeout_s:g}s for {self.name} to be ready holding {partitions} partitions "
-            f"of {topic} (holds {sorted(self.assigned(topic))}): {self.log_text()[-3000:]}"
+            f"of {topic} (holds {self.assigned(topic)}): {self.log_text()[-3000:]}"
         )
 
     def kill(self) -> None:
@@ -168,18 +165,6 @@ class WorkerProcess:
         except OSError:
             return None
         return None
-
-
-def _partition_set(text: str) -> set[int]:
-    out: set[int] = set()
-    for part in text.strip("{} ").split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-")
-            out.update(range(int(low), int(high) + 1))
-        elif part:
-            out.add(int(part))
-    return out
 
 
 # -- producing -----------------------------------------------------------------------------

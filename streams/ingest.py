@@ -1,0 +1,321 @@
+"""The worker's ingest: ``metrics`` -> window stage -> ``perfloop.windows`` and ``metrics.dlq``.
+
+Metric records are read in large batches of raw records by an aiokafka consumer of their own
+group (``<app_id>.ingest``), not as Faust events: a Faust event (stream, event object, ack,
+offset bookkeeping) costs far more than decoding and windowing the point it carries. Two
+workers with the same ``app_id`` split the ``metrics`` partitions between them.
+
+State and recovery, per partition:
+
+- the window stage's state (open windows, watermark, the last offset applied) is written as
+  one checkpoint record, at most every ``worker.checkpoint_interval_s``, to the compacted
+  topic ``<app_id>.window-checkpoints`` on the partition's own number, keyed ``p<partition>``;
+  the latest checkpoint is the partition's last record, so a restore reads one record;
+- the windows and dead letters a batch produced are durable *before* the checkpoint that
+  covers the batch, and the group's offset is committed only after the checkpoint (the
+  commit serves lag monitoring; the checkpoint decides where to resume);
+- on assignment a partition is restored from its checkpoint and read from the offset after
+  it; records at or below a checkpoint's offset are skipped, so a crash at any point neither
+  loses nor double-counts a point (windows closed after the checkpoint are re-emitted with
+  the same ids and contents: duplicates, harmless downstream);
+- on revocation and on a clean stop, owned partitions are checkpointed and committed first.
+
+An idle partition's watermark is advanced once a second (see
+:meth:`~streams.window_stage.WindowStage.advance_idle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
+from mode import Service
+
+from schemas.config import PerfloopConfig
+from schemas.messages import DeadLetter, WindowAggregate
+from schemas.topics import TopicSpec, create_missing_topics
+from streams.window_stage import WindowStage
+
+log = logging.getLogger("perfloop.ingest")
+
+MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
+MAX_RECORDS = 20_000  # records per batch handed to the window stage
+POLL_MS = 200
+IDLE_EVERY_S = 1.0
+READ_TIMEOUT_S = 30.0
+
+
+def checkpoint_topic(config: PerfloopConfig) -> TopicSpec:
+    """The compacted topic holding the latest window checkpoint of each ``metrics`` partition."""
+    return TopicSpec(
+        role="window_checkpoints",
+        name=f"{config.worker.app_id}.window-checkpoints",
+        message="window checkpoint (binary)",
+        partitions=config.topics.partitions,
+        replication_factor=config.topics.replication_factor,
+        retention_ms=-1,
+        compacted=True,
+        key="partition",
+        max_message_bytes=MAX_CHECKPOINT_BYTES + 65_536,
+        segment_ms=600_000,
+    )
+
+
+def ingest_group(config: PerfloopConfig) -> str:
+    """The consumer group that splits the ``metrics`` partitions between workers."""
+    return f"{config.worker.app_id}.ingest"
+
+
+class Ingest:
+    """Consumes ``metrics``, drives a :class:`WindowStage` and checkpoints it (module docstring).
+
+    ``start`` joins the group, ``poll`` handles one batch (call it in a loop), ``stop``
+    checkpoints what it owns and leaves."""
+
+    def __init__(self, config: PerfloopConfig) -> None:
+        self.config = config
+        names = config.topics.names
+        self.source = names.metrics
+        self.stage = WindowStage(config.windows, config.ingest, source_topic=names.metrics)
+        self.checkpoints = checkpoint_topic(config)
+        self.interval = config.worker.checkpoint_interval_s
+        self.owned: set[int] = set()
+        self._due: dict[int, float] = {}  # partition -> when its pending checkpoint is due
+        self._sent: list[asyncio.Future[Any]] = []
+        self._lock = asyncio.Lock()
+        self._next_idle = 0.0
+        self._stopping = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        bootstrap = self.config.broker.bootstrap
+        created = await asyncio.to_thread(create_missing_topics, bootstrap, [self.checkpoints])
+        if created:
+            log.info("created topic %s", ", ".join(created))
+        worker = self.config.worker
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{worker.app_id}-ingest",
+            acks="all",
+            linger_ms=5,
+            max_request_size=MAX_CHECKPOINT_BYTES + 65_536,
+        )
+        self._reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{worker.app_id}-checkpoints",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=MAX_CHECKPOINT_BYTES + 65_536,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{worker.app_id}-ingest",
+            group_id=ingest_group(self.config),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(worker.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(worker.heartbeat_interval_s * 1000),
+            max_poll_interval_ms=300_000,
+        )
+        await self._producer.start()
+        await self._reader.start()
+        await self._consumer.start()
+        self._consumer.subscribe([self.source], listener=_Listener(self))
+
+    async def stop(self) -> None:
+        """Checkpoint and commit every owned partition, then leave the group."""
+        async with self._lock:
+            self._stopping = True
+            if self._producer is not None and self._consumer is not None:
+                try:
+                    await self._checkpoint(sorted(self._due))
+                except Exception:  # noqa: BLE001 - the stop goes on; the next owner replays
+                    log.exception("final checkpoint failed; the next owner replays from the last")
+        for client in (self._consumer, self._reader, self._producer):
+            if client is not None:
+                await client.stop()
+
+    # -- the loop --------------------------------------------------------------------------
+    async def poll(self, timeout_ms: int = POLL_MS) -> int:
+        """Fetch and apply one batch of records; return how many records it held."""
+        assert self._consumer is not None, "start() first"
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=MAX_RECORDS)
+        except ConsumerStoppedError:
+            if self._stopping:
+                return 0
+            raise
+        async with self._lock:
+            if self._stopping:
+                return 0
+            now, clock = time.time(), time.monotonic()
+            count = 0
+            for tp, records in sorted(batches.items()):
+                if tp.partition not in self.owned:  # revoked since the fetch: the owner rereads
+                    continue
+                out = self.stage.process(tp.partition, records, now)
+                await self._emit(out.windows, out.dead_letters)
+                self._due.setdefault(tp.partition, clock + self.interval)
+                count += len(records)
+            if clock >= self._next_idle:
+                self._next_idle = clock + IDLE_EVERY_S
+                for partition, windows in self.stage.advance_idle(now).items():
+                    await self._emit(windows, [])
+                    self._due[partition] = clock  # the watermark moved: checkpoint it now
+            due = [p for p, at in self._due.items() if at <= clock]
+            if due:
+                await self._checkpoint(due)
+            return count
+
+    async def _emit(self, windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
+        """Hand windows and dead letters to the producer (durable before the next checkpoint)."""
+        assert self._producer is not None
+        names = self.config.topics.names
+        send = self._producer.send
+        for w in windows:
+            self._sent.append(
+                await send(names.windows, w.model_dump_json().encode(), key=w.service.encode())
+            )
+        for d in dead:
+            key = base64_key(d.key_b64)
+            self._sent.append(await send(names.dlq, d.model_dump_json().encode(), key=key))
+
+    async def _checkpoint(self, partitions: Iterable[int]) -> None:
+        """Write the checkpoints of ``partitions`` once their outputs are durable, then commit."""
+        assert self._producer is not None and self._consumer is not None
+        if self._sent:
+            sent, self._sent = self._sent, []
+            await asyncio.gather(*sent)
+        writes = []
+        offsets = {}
+        for partition in partitions:
+            self._due.pop(partition, None)
+            if partition not in self.owned:
+                continue
+            blob = self.stage.checkpoint(partition)
+            if len(blob) > MAX_CHECKPOINT_BYTES:
+                raise RuntimeError(
+                    f"window state of partition {partition} is {len(blob)} bytes, over "
+                    f"{MAX_CHECKPOINT_BYTES}: raise topics.partitions or shorten windows.length_s"
+                )
+            writes.append(
+                await self._producer.send(
+                    self.checkpoints.name, blob, key=_pkey(partition), partition=partition
+                )
+            )
+            last = self.stage.last_offset(partition)
+            if last >= 0:
+                offsets[TopicPartition(self.source, partition)] = last + 1
+        await asyncio.gather(*writes)
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:  # a rebalance is under way
+                log.info("offset commit skipped (%s); the checkpoints are written", exc)
+
+    # -- assignment ------------------------------------------------------------------------
+    async def revoked(self, partitions: Iterable[TopicPartition]) -> None:
+        async with self._lock:
+            mine = sorted(tp.partition for tp in partitions if tp.topic == self.source)
+            if self._stopping or not mine:
+                return
+            await self._checkpoint([p for p in mine if p in self._due])
+            for partition in mine:
+                self.owned.discard(partition)
+                self.stage.drop(partition)
+            log.info("ingest: revoked %s partitions %s", self.source, mine)
+
+    async def assigned(self, partitions: Iterable[TopicPartition]) -> None:
+        async with self._lock:
+            assert self._consumer is not None
+            mine = sorted(tp.partition for tp in partitions if tp.topic == self.source)
+            restored = []
+            for partition in mine:
+                if partition in self.owned:
+                    continue
+                self.stage.drop(partition)
+                blob = await self._read_checkpoint(partition)
+                if blob is not None:
+                    self.stage.restore(partition, blob)
+                    last = self.stage.last_offset(partition)
+                    self._consumer.seek(TopicPartition(self.source, partition), last + 1)
+                    log.info("partition %d: window state restored at offset %d", partition, last)
+                    restored.append(partition)
+                self.owned.add(partition)
+            log.info("ingest: assigned %s partitions %s (restored %s)", self.source, mine, restored)
+
+    async def _read_checkpoint(self, partition: int) -> bytes | None:
+        """The partition's latest checkpoint: the last record of its checkpoint partition."""
+        assert self._reader is not None
+        tp = TopicPartition(self.checkpoints.name, partition)
+        reader = self._reader
+        reader.assign([tp])
+        end = (await reader.end_offsets([tp]))[tp]
+        begin = (await reader.beginning_offsets([tp]))[tp]
+        if end <= begin:
+            return None
+        reader.seek(tp, end - 1)
+        key, latest = _pkey(partition), None
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while await reader.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"waited {READ_TIMEOUT_S:g}s to read the checkpoint of partition {partition} "
+                    f"from {self.checkpoints.name} (offsets {begin}..{end})"
+                )
+            for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
+                if record.offset < end and record.key == key and record.value is not None:
+                    latest = record.value
+        return latest
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.ingest.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.ingest.assigned(assigned)
+
+
+class IngestService(Service):
+    """Runs an :class:`Ingest` loop alongside the Faust app in the worker process."""
+
+    def __init__(self, ingest: Ingest, **kwargs: Any) -> None:
+        self.ingest = ingest
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.ingest.start()
+
+    @Service.task
+    async def _run(self) -> None:
+        while not self.should_stop:
+            await self.ingest.poll()
+
+    async def on_stop(self) -> None:
+        await self.ingest.stop()
+
+
+def _pkey(partition: int) -> bytes:
+    return f"p{partition}".encode()
+
+
+def base64_key(key_b64: str | None) -> bytes | None:
+    import base64
+
+    return base64.b64decode(key_b64) if key_b64 else None
+
+
+__all__ = ["Ingest", "IngestService", "checkpoint_topic", "ingest_group"]
