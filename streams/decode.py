@@ -30,6 +30,7 @@ strings or booleans) and ``schema_version`` must be the integer 1.
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 import re
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ _BATCH_REQUIRED = frozenset({"service", "metric", "ts", "values"})
 _NUMBER_TYPES = frozenset({float, int})
 _NAME_CACHE_LIMIT = 65_536
 _JSON = json.JSONDecoder()
+_SCAN = json.scanner.make_scanner(_JSON)  # type: ignore[arg-type]  # what _JSON.decode runs
+_INF = math.inf
 
 
 class _Bad(Exception):
@@ -82,25 +85,30 @@ def _kind(value: Any) -> str:
 class MetricDecoder:
     """Decodes ``metrics`` records into columns, rejecting bad ones with a reason.
 
-    The decoder only memoizes which names it has already validated; its output depends on the
-    records, the configuration and ``now`` alone.
+    The decoder only memoizes which names it has already validated (and reuses the key objects
+    of unlabeled series); its output depends on the records, the configuration and ``now``
+    alone.
     """
 
     def __init__(self, config: IngestConfig | None = None) -> None:
         self.config = config or IngestConfig()
         self._good_names: set[str] = set()
+        self._plain_keys: dict[tuple[str, str], SeriesKey] = {}  # unlabeled series, for reuse
 
     def decode(self, records: Sequence[RecordLike], now: float) -> DecodedBatch:
         """Decode ``records``; ``now`` (epoch seconds) bounds how far in the future ts may be."""
         max_ts = now + self.config.max_future_s
+        min_ts = self.config.min_ts
+        good_names = self._good_names
         series: list[SeriesKey] = []
         series_ids: dict[SeriesKey, int] = {}
+        plain_ids: dict[tuple[str, str], int] = {}  # (service, metric) of unlabeled series
         chunks: list[tuple[Any, ...]] = []  # (sidx, ts, values, ridx) arrays, in record order
         p_sidx: list[int] = []
         p_ts: list[float] = []
         p_val: list[float] = []
         p_ridx: list[int] = []
-        sources: list[tuple[int, int]] = []
+        sources = [(record.partition, record.offset) for record in records]
         rejections: list[Rejection] = []
 
         def flush_points() -> None:
@@ -109,11 +117,43 @@ class MetricDecoder:
                 for column in (p_sidx, p_ts, p_val, p_ridx):
                     column.clear()
 
-        for index, record in enumerate(records):
-            sources.append((record.partition, record.offset))
+        objs = self._load_all([record.value for record in records])
+        plain = self._plain_points(objs, max_ts, sources)
+        if plain is not None:
+            return plain
+        for index, obj in enumerate(objs):
+            if type(obj) is _Bad:
+                part, off = sources[index]
+                rejections.append(Rejection(index, part, off, obj.field, obj.reason, 1))
+                continue
+            if obj.keys() == _POINT_REQUIRED:  # the common point: checked inline
+                service, metric, v, t = obj["service"], obj["metric"], obj["value"], obj["ts"]
+                if (
+                    type(v) is float
+                    and type(t) is float
+                    and type(service) is str
+                    and type(metric) is str
+                    and min_ts <= t <= max_ts
+                    and -_INF < v < _INF
+                    and (v >= 0.0 or metric not in NON_NEGATIVE_METRICS)
+                    and service in good_names
+                    and metric in good_names
+                ):
+                    sid = plain_ids.get((service, metric))
+                    if sid is None:
+                        key = SeriesKey(service, metric, ())
+                        sid = series_ids.get(key)
+                        if sid is None:
+                            sid = series_ids[key] = len(series)
+                            series.append(key)
+                        plain_ids[service, metric] = sid
+                    p_sidx.append(sid)
+                    p_ts.append(t)
+                    p_val.append(v)
+                    p_ridx.append(index)
+                    continue
             points = 1
             try:
-                obj = self._load(record.value)
                 if "values" in obj:
                     vals = obj["values"]
                     if type(vals) is list:
@@ -122,9 +162,8 @@ class MetricDecoder:
                 else:
                     key, t, v = self._point(obj, max_ts)
             except _Bad as bad:
-                rejections.append(
-                    Rejection(index, record.partition, record.offset, bad.field, bad.reason, points)
-                )
+                part, off = sources[index]
+                rejections.append(Rejection(index, part, off, bad.field, bad.reason, points))
                 continue
             sid = series_ids.get(key)
             if sid is None:
@@ -151,6 +190,101 @@ class MetricDecoder:
         )
 
     # -- one message -------------------------------------------------------------------------
+
+    def _plain_points(
+        self, objs: list[Any], max_ts: float, sources: list[tuple[int, int]]
+    ) -> DecodedBatch | None:
+        """The batch when every record is a good point of exactly ``service``, ``metric``,
+        ``value`` and ``ts`` with names seen before, checked column by column; None when any
+        is not (then the record-by-record path decides, and names the problems)."""
+        n = len(objs)
+        if n < 2:
+            return None
+        try:
+            services = [obj["service"] for obj in objs]
+            metrics = [obj["metric"] for obj in objs]
+            value_list = [obj["value"] for obj in objs]
+            ts_list = [obj["ts"] for obj in objs]
+        except (KeyError, TypeError):  # a missing field, or a rejection (_Bad) in the list
+            return None
+        good = self._good_names
+        if (
+            set(map(len, objs)) != {4}
+            or not set(map(type, value_list)) <= _NUMBER_TYPES
+            or not set(map(type, ts_list)) <= _NUMBER_TYPES
+            or set(map(type, services)) != {str}
+            or set(map(type, metrics)) != {str}
+            or not good.issuperset(services)
+            or not good.issuperset(metrics)
+        ):
+            return None
+        try:
+            values = np.asarray(value_list, dtype=np.float64)
+            ts = np.asarray(ts_list, dtype=np.float64)
+        except OverflowError:
+            return None
+        if not (self.config.min_ts <= float(ts.min()) and float(ts.max()) <= max_ts):
+            return None  # also when a ts is nan
+        if not bool(np.isfinite(values).all()):
+            return None
+        negative = np.flatnonzero(values < 0.0)
+        if negative.size and not NON_NEGATIVE_METRICS.isdisjoint(
+            [metrics[i] for i in negative.tolist()]
+        ):
+            return None
+        pairs = list(zip(services, metrics, strict=True))
+        ids = {pair: i for i, pair in enumerate(dict.fromkeys(pairs))}
+        known = self._plain_keys
+        if len(known) + len(ids) > _NAME_CACHE_LIMIT:
+            known.clear()
+        return DecodedBatch(
+            series=[
+                known.get(pair) or known.setdefault(pair, SeriesKey(*pair, ())) for pair in ids
+            ],
+            series_idx=np.fromiter(map(ids.__getitem__, pairs), np.int32, n),
+            ts=ts,
+            values=values,
+            record_idx=np.arange(n, dtype=np.int32),
+            sources=sources,
+            rejections=[],
+        )
+
+    def _load_all(self, raws: list[bytes | None]) -> list[Any]:
+        """Per record value, what :meth:`_load` returns, or the :class:`_Bad` it raises.
+
+        Values that are all ``{``-led objects without a ``[`` byte are parsed in one go as
+        ``[v1,\nv2,...]``. That parse equals the parses of the values one by one whenever it
+        succeeds with one item a value: a raw newline cannot be inside a JSON string, so no
+        string spans a joint; a joint's comma is then structural and, as ``{`` follows it,
+        not inside an object; without ``[`` there is no other array than the outer one, so
+        every joint separates two items, and with exactly one item a value each value is a
+        whole JSON text by itself. Anything else falls back to one parse a value.
+        """
+        if len(raws) > 1:
+            try:
+                body = b",\n".join(raws)  # type: ignore[arg-type]  # TypeError on None
+                if b"[" not in body and all(raw[:1] == b"{" for raw in raws):  # type: ignore[index]
+                    objs = _JSON.decode("[" + body.decode() + "]")
+                    if len(objs) == len(raws):
+                        return objs
+            except Exception:  # noqa: BLE001 - any failure: parse one by one below
+                pass
+        out: list[Any] = []
+        scan = _SCAN
+        for raw in raws:
+            try:
+                text = raw.decode()  # type: ignore[union-attr]
+                obj, end = scan(text, 0)
+                if end == len(text) and type(obj) is dict:
+                    out.append(obj)
+                    continue
+            except Exception:  # noqa: BLE001 - _load names the problem
+                pass
+            try:
+                out.append(self._load(raw))
+            except _Bad as bad:
+                out.append(bad)
+        return out
 
     def _load(self, raw: bytes | None) -> dict[str, Any]:
         if raw is None:

@@ -61,11 +61,32 @@ _EXACT_UNIT = 1 << EXACT_SHIFT
 _LOW_BITS = np.int64((1 << 26) - 1)
 
 
+def exact_parts(
+    values: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Integers ``m`` and ``shift >= 0`` with ``value == m * 2**(shift - 1074)`` exactly, so
+    that ``m << shift`` is the value in units of 2**-1074 (see :func:`exact_of`).
+
+    >>> m, shift = exact_parts(np.array([0.5, -3.0, 5e-324]))
+    >>> [int(a) << int(b) == exact_of(v) for a, b, v in zip(m, shift, [0.5, -3.0, 5e-324])]
+    [True, True, True]
+    """
+    mant, exp = np.frexp(values)
+    m = (mant * 2.0**53).astype(np.int64)  # exact: value = m * 2**(exp - 53)
+    shift = exp.astype(np.int64) + (EXACT_SHIFT - 53)
+    tiny = shift < 0  # subnormals: their low mantissa bits are zero, shifting right is exact
+    if tiny.any():
+        m[tiny] >>= -shift[tiny]
+        shift[tiny] = 0
+    return m, shift
+
+
 def exact_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp]) -> list[int]:
     """The exact sums of ``values[starts[i]:starts[i + 1]]`` in units of 2**-1074.
 
     Vectorized: each value is split into an integer mantissa and an exponent; mantissas of
-    one (group, exponent) are summed as int64 halves, and Python only adds one big integer
+    one (group, exponent) are summed as two halves of at most 27 bits (exact in float64 for
+    fewer than 2**26 values, or as int64 when sorted), and Python only adds one big integer
     per distinct (group, exponent).
 
     >>> v = np.array([0.1, 0.2, 0.3, 1e300, -1e300, 5e-324])
@@ -75,25 +96,32 @@ def exact_sums(values: npt.NDArray[np.float64], starts: npt.NDArray[np.intp]) ->
     n = values.size
     if n == 0:
         return []
-    mant, exp = np.frexp(values)
-    m = (mant * 2.0**53).astype(np.int64)  # exact: value = m * 2**(exp - 53)
-    shift = exp.astype(np.int64) + (EXACT_SHIFT - 53)
-    tiny = shift < 0  # subnormals: their low mantissa bits are zero, shifting right is exact
-    if tiny.any():
-        m[tiny] >>= -shift[tiny]
-        shift[tiny] = 0
+    m, shift = exact_parts(values)
+    if starts.size == n:  # one value a group
+        return [a << b for a, b in zip(m.tolist(), shift.tolist(), strict=True)]
     counts = np.diff(np.append(starts, n))
     group = np.repeat(np.arange(starts.size, dtype=np.int64), counts)
     low = int(shift.min())
-    key = group * (int(shift.max()) - low + 1) + (shift - low)
-    order = np.argsort(key, kind="stable")
-    key, m = key[order], m[order]
-    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    high_sums = np.add.reduceat(m >> 26, first).tolist()
-    low_sums = np.add.reduceat(m & _LOW_BITS, first).tolist()
     span = int(shift.max()) - low + 1
+    key = group * span + (shift - low)
+    bins = starts.size * span
+    if bins <= 4 * n + 4096 and n < 2**26:
+        # float64 sums of integers below 2**27, fewer than 2**26 of them: exact
+        high = np.bincount(key, weights=m >> 26, minlength=bins)
+        lows = np.bincount(key, weights=m & _LOW_BITS, minlength=bins)
+        first = np.flatnonzero((high != 0.0) | (lows != 0.0))
+        keys = first.tolist()
+        high_sums = high[first].astype(np.int64).tolist()
+        low_sums = lows[first].astype(np.int64).tolist()
+    else:
+        order = np.argsort(key, kind="stable")
+        key, m = key[order], m[order]
+        first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        keys = key[first].tolist()
+        high_sums = np.add.reduceat(m >> 26, first).tolist()
+        low_sums = np.add.reduceat(m & _LOW_BITS, first).tolist()
     out = [0] * starts.size
-    for k, hi, lo in zip(key[first].tolist(), high_sums, low_sums, strict=True):
+    for k, hi, lo in zip(keys, high_sums, low_sums, strict=True):
         g, e = divmod(k, span)
         out[g] += ((hi << 26) + lo) << (e + low)
     return out
@@ -196,6 +224,65 @@ class WindowCell:
             self.sketch.add(values)
         if k > 0:
             self._sample(values, seen, k)
+
+    def add_point(self, value: float, ts: float, total: int, key: int, k: int) -> None:
+        """Fold in one point: ``add_summary`` of a group of one, in plain Python. ``total`` is
+        the value in units of 2**-1074 and ``key`` the sketch key of its magnitude."""
+        seen = self.count
+        self.count = seen + 1
+        self.exact_sum += total
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        if ts >= self.last_ts:
+            self.last, self.last_ts = value, ts
+        self.sketch.add_one(value, key)
+        if k > 0:
+            sample = self.sample
+            if len(sample) < k:
+                sample.append(value)
+            else:  # Algorithm R, as in _sample
+                slot = int(uniform(self.seed, seen) * (seen + 1))
+                if slot < k:
+                    sample[slot] = value
+
+    def add_few(
+        self,
+        count: int,
+        total: int,
+        low: float,
+        high: float,
+        last: float,
+        last_ts: float,
+        values: list[float],
+        keys: list[int],
+        k: int,
+    ) -> None:
+        """``add_summary`` for a small group given as Python lists (``keys`` as in
+        :meth:`add_point`): cheaper than numpy on a few values."""
+        seen = self.count
+        self.count = seen + count
+        self.exact_sum += total
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        if last_ts >= self.last_ts:
+            self.last, self.last_ts = last, last_ts
+        add_one = self.sketch.add_one
+        for value, key in zip(values, keys, strict=True):
+            add_one(value, key)
+        if k > 0:
+            sample, seed = self.sample, self.seed
+            for value in values:
+                if len(sample) < k:
+                    sample.append(value)
+                else:
+                    slot = int(uniform(seed, seen) * (seen + 1))
+                    if slot < k:
+                        sample[slot] = value
+                seen += 1
 
     def _sample(self, values: npt.NDArray[np.float64], seen: int, k: int) -> None:
         sample = self.sample

@@ -47,12 +47,13 @@ from schemas.messages import WindowAggregate
 from streams.cell_codec import decode_cells, encode_cells
 from streams.decode import DecodedBatch, SeriesKey
 from streams.sketch import QuantileSketch
-from streams.window_cell import WindowCell, exact_sums, stable_seed
+from streams.window_cell import WindowCell, exact_parts, exact_sums, stable_seed
 
 STATE_VERSION = 1
 _MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
 _HEAD = struct.Struct("<I")
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
+_FEW = 8  # groups of at most this many points are added in plain Python, not numpy
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,19 +187,57 @@ class PartitionWindows:
         n = gkey.size
         starts = np.flatnonzero(np.concatenate(([True], gkey[1:] != gkey[:-1])))
         counts = np.diff(np.append(starts, n))
+        mag = np.abs(values)
+        mag[mag == 0.0] = 1.0
+        keys = self._proto.keys(mag)
+        k = self.config.sample_size
+        alpha = self.config.sketch_alpha
+        windows, series = self._windows, self._series
+
+        def cell_of(wi: int, si: int) -> WindowCell:
+            cells = windows.get(wi)
+            if cells is None:
+                cells = windows[wi] = {}
+            cell = cells.get(si)
+            if cell is None:
+                cell = cells[si] = WindowCell.empty(stable_seed(*series[si], wi), alpha)
+            return cell
+
+        if starts.size == n:  # one point a group (single-point messages): plain Python
+            m, shift = exact_parts(values)
+            rows = zip(
+                w.tolist(),
+                gid.tolist(),
+                values.tolist(),
+                ts.tolist(),
+                m.tolist(),
+                shift.tolist(),
+                keys.tolist(),
+                strict=True,
+            )
+            cells: dict[int, WindowCell] | None = None
+            cell_wi = None
+            for wi, si, value, t, mi, sh, key in rows:
+                if wi != cell_wi:
+                    cells, cell_wi = windows.get(wi), wi
+                cell = None if cells is None else cells.get(si)
+                if cell is None:
+                    cell = cell_of(wi, si)
+                    cells = windows[wi]
+                cell.add_point(value, t, mi << sh, key, k)
+            return
         sums = exact_sums(values, starts)
         lows = np.minimum.reduceat(values, starts)
         highs = np.maximum.reduceat(values, starts)
         t_max = np.maximum.reduceat(ts, starts)
         at_max = np.where(ts == np.repeat(t_max, counts), np.arange(n), -1)
         last_pos = np.maximum.reduceat(at_max, starts)
-        mag = np.abs(values)
-        mag[mag == 0.0] = 1.0
-        keys = self._proto.keys(mag)
-        k = self.config.sample_size
-        alpha = self.config.sketch_alpha
+        small = counts <= _FEW
+        few = bool(small.any())
+        value_list = values.tolist() if few else []
+        key_list = keys.tolist() if few else []
         bounds = np.append(starts, n).tolist()
-        rows = zip(
+        rows2 = zip(
             w[starts].tolist(),
             gid[starts].tolist(),
             counts.tolist(),
@@ -207,18 +246,18 @@ class PartitionWindows:
             highs.tolist(),
             values[last_pos].tolist(),
             t_max.tolist(),
+            small.tolist(),
             strict=True,
         )
-        for j, (wi, si, count, total, low, high, last, last_ts) in enumerate(rows):
-            cells = self._windows.get(wi)
-            if cells is None:
-                cells = self._windows[wi] = {}
-            cell = cells.get(si)
-            if cell is None:
-                key = self._series[si]
-                cell = cells[si] = WindowCell.empty(stable_seed(*key, wi), alpha)
+        for j, (wi, si, count, total, low, high, last, last_ts, is_small) in enumerate(rows2):
+            cell = cell_of(wi, si)
             s, e = bounds[j], bounds[j + 1]
-            cell.add_summary(count, total, low, high, last, last_ts, values[s:e], keys[s:e], k)
+            if is_small:
+                cell.add_few(
+                    count, total, low, high, last, last_ts, value_list[s:e], key_list[s:e], k
+                )
+            else:
+                cell.add_summary(count, total, low, high, last, last_ts, values[s:e], keys[s:e], k)
 
     # -- closing -------------------------------------------------------------------------------
 

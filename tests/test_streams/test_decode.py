@@ -287,3 +287,117 @@ def test_empty_and_tombstone_records() -> None:
     out = MetricDecoder().decode([RawRecord(None, b"k", 0, 1)], now=NOW)
     assert out.rejections[0].reason == "json: empty record (no value)"
     assert MetricDecoder().decode([], now=NOW).points == 0
+
+
+def _per_point(out: Any) -> list[tuple[Any, ...]]:
+    """The decoded points as (record index, series, ts bits, value bits)."""
+    return [
+        (r, out.series[s], t.tobytes(), v.tobytes())
+        for r, s, t, v in zip(
+            out.record_idx.tolist(), out.series_idx.tolist(), out.ts, out.values, strict=True
+        )
+    ]
+
+
+def assert_same_as_one_by_one(
+    values: list[bytes | None], decoder: MetricDecoder | None = None
+) -> None:
+    """Decoding ``values`` together gives what decoding each alone gives."""
+    records = [RawRecord(v, None, 1, 100 + i) for i, v in enumerate(values)]
+    whole = (decoder or MetricDecoder()).decode(records, now=NOW)
+    points: list[tuple[Any, ...]] = []
+    rejections = []
+    for i, rec in enumerate(records):
+        alone = MetricDecoder().decode([rec], now=NOW)
+        points += [(i, *p[1:]) for p in _per_point(alone)]
+        rejections += [(i, r.offset, r.field, r.reason, r.points) for r in alone.rejections]
+    assert _per_point(whole) == points
+    assert [
+        (r.index, r.offset, r.field, r.reason, r.points) for r in whole.rejections
+    ] == rejections
+    assert whole.sources == [(1, 100 + i) for i in range(len(values))]
+    assert whole.series == list(dict.fromkeys(p[1] for p in points))
+
+
+GOOD = raw(point())
+TRICKY: list[bytes | None] = [
+    b'{"a":"',  # a string that would span into the next record
+    b'"}',
+    b'{"x":1},{"y":2}',  # two objects in one record
+    b'{"a":[{}',  # an array that would span into the next record
+    b"{}]}",
+    b"{},{}",
+    b'{"a":1',
+    b' "b":2}',
+    b' {"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000}\n',
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000}]',
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000},',
+    b"\xef\xbb\xbf" + GOOD,
+    b"\xed\xa0\x80",  # a UTF-8 encoded surrogate
+    b"\xff",
+    None,
+    b"",
+    b"null",
+    b"{}",
+    b'{"service":"checkout","metric":"latency_ms","value":1e400,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":NaN,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":-Infinity,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":' + b"9" * 400 + b',"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":true,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":"1","ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000,"ts":5}',
+    b'{"service":"check out","metric":"latency_ms","value":1,"ts":1700000000}',
+    b'{"service":"checkout","metric":"memory_bytes","value":-1,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000,"labels":{"a":"[1]"}}',
+    raw(point(value=-0.0, metric="custom_delta")),
+    raw(point(value=-0.0)),
+    b'{"service":"checkout","metric":"custom_delta","value":-0,"ts":1700000000}',
+    raw(point(value=2**53 + 1, ts=int(T0))),
+    raw(point(value=12345678901234567891)),
+    raw(point(value=5e-324, metric="custom_delta")),
+    raw(point(ts=T0 + 1e7)),
+    raw(point(labels={}, schema_version=1)),
+    raw(batch(3, values=[1, 2.5, 3])),
+    raw(batch(2, values=[1e400, 1])),
+    GOOD,
+    raw(point(service="search", metric="cache_hits", value=3)),
+]
+
+
+WARM = MetricDecoder()  # knows the good names: takes the fast paths when it can
+WARM.decode([RawRecord(v, None, 0, 0) for v in TRICKY], now=NOW)
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, len(TRICKY)])
+def test_many_records_decode_as_each_alone(size: int) -> None:
+    for i in range(0, len(TRICKY), size):
+        assert_same_as_one_by_one(TRICKY[i : i + size])
+        assert_same_as_one_by_one(TRICKY[i : i + size], WARM)
+
+
+def test_shuffled_mixes_decode_as_each_alone() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        picks = rng.integers(0, len(TRICKY), int(rng.integers(2, 9)))
+        assert_same_as_one_by_one([TRICKY[i] for i in picks], WARM)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.5, 2.5, -0.0, 0.0, 7.0],  # only plain points: the column-wise path
+        [1, 2**53 + 1, 12345678901234567891, 3.25, 5e-324],  # ints, rounded like float(int)
+        [1.0, 2.0, -1.0],  # negative memory: rejected by the record-by-record path
+    ],
+)
+def test_plain_points_decode_as_each_alone(values: list[float]) -> None:
+    metrics = ["latency_ms", "custom_delta", "memory_bytes"]
+    recs = [
+        raw(point(value=v, ts=T0 + i, metric=metrics[i % 3], service=f"s{i % 2}"))
+        for i, v in enumerate(values)
+    ]
+    warm = MetricDecoder()
+    warm.decode([RawRecord(r, None, 0, 0) for r in recs], now=NOW)  # names now known
+    assert_same_as_one_by_one(recs, warm)
+    assert_same_as_one_by_one(recs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from schemas.config import WindowsConfig
 from schemas.messages import WindowAggregate
 from streams.decode import MetricDecoder, RawRecord
+from streams.window_cell import exact_sums
 from streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
@@ -238,3 +240,48 @@ def test_state_stays_small_per_series() -> None:
     feed(pw, records(rows), 2000)
     assert pw.open_cells == 50
     assert len(pw.to_bytes()) / 50 < 4000
+
+
+def test_single_points_of_many_series_match_bulk_adds_bit_for_bit() -> None:
+    """One point a (series, window) and small groups take plain-Python paths; large groups
+    take numpy's. Any batching gives the same state, to the bit."""
+    rng = np.random.default_rng(5)
+    special = [0.0, 5e-324, -1e300, 1e-310, 2.5, -7.25]  # not -0.0: min(0.0, -0.0) is either
+    rows: list[Row] = []
+    for i in range(3000):
+        metric = str(rng.choice(["latency_ms", "temperature_delta"]))
+        if metric == "latency_ms":
+            value = float(rng.lognormal(0, 3))
+        else:
+            value = float(rng.choice(special)) if rng.random() < 0.3 else float(rng.normal() * 50)
+        ts = T0 + i * 0.02 + float(rng.uniform(-1.5, 0))
+        rows.append((f"svc{int(rng.integers(0, 40))}", metric, ts, value))
+    recs = records(rows)
+    states = []
+    for batch_size in (1, 5, 40, 3000):
+        pw = PartitionWindows(CFG)
+        feed(pw, recs, batch_size)
+        states.append(pw.to_bytes())
+    assert states[1:] == states[:-1]
+
+
+def test_exact_sums_agree_whichever_way_they_group() -> None:
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(size=500) * 10.0 ** rng.integers(-300, 300, 500)])
+    values[::7] = 0.0
+    values[::11] = 5e-324
+    cuts = np.sort(rng.choice(np.arange(1, 500), 60, replace=False))
+    starts = np.concatenate(([0], cuts)).astype(np.intp)
+    bounds = [*starts.tolist(), 500]
+    want = [
+        int(sum(map(Fraction, values[s:e].tolist())) * 2**1074)
+        for s, e in zip(bounds, bounds[1:], strict=False)
+    ]
+    assert exact_sums(values, starts) == want  # wide exponents: sorted per (group, exponent)
+    narrow = rng.lognormal(0, 1, 500)
+    want = [
+        int(sum(map(Fraction, narrow[s:e].tolist())) * 2**1074)
+        for s, e in zip(bounds, bounds[1:], strict=False)
+    ]
+    assert exact_sums(narrow, starts) == want  # few exponents: counted per bin
+    assert exact_sums(narrow, np.arange(500)) == [int(Fraction(v) * 2**1074) for v in narrow]
