@@ -12,7 +12,10 @@ topics, then measures:
   window state) and ``RSS/series``: that peak minus the RSS of the same worker when it reported
   ready (idle, before the first record), divided by the number of active series. It is an upper
   bound on the state per series: it also holds the fetch and batch buffers, whose size does not
-  grow with the number of series.
+  grow with the number of series;
+- the marginal RSS per series: the columnar case is run again with half the services, and the
+  difference of the two peak RSS is divided by the difference of their series counts (what
+  one more active series costs, free of the fixed buffers).
 
 ``--repeat N`` runs every measurement N times on fresh topics and prints medians (with the
 range); ``--profile DIR`` runs the worker under cProfile and writes ``DIR/<case>.prof``.
@@ -226,17 +229,22 @@ class Run:
 
 
 def measure(
-    args: argparse.Namespace, per_msg: int, rounds: int, profile: Path | None
+    args: argparse.Namespace,
+    per_msg: int,
+    rounds: int,
+    profile: Path | None,
+    services: int | None = None,
 ) -> tuple[Run, int, int]:
     """(one run, points, messages) of one case on fresh topics."""
     folder = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     config = _config(args, folder)
     create_missing_topics(args.broker, topic_catalog(config.topics))
-    values = messages(args.services, rounds, per_msg, 10.0)
+    services = services or args.services
+    values = messages(services, rounds, per_msg, 10.0)
     points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
     produce(args.broker, config.topics.names.metrics, values)
     bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
-    seconds, peak, base = worker_run(config, folder, args.services * rounds, profile)
+    seconds, peak, base = worker_run(config, folder, services * rounds, profile)
     run = Run(bare_msgs * points / len(values), points / seconds, peak, peak - base)
     return run, points, len(values)
 
@@ -251,7 +259,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=250)
     parser.add_argument("--columnar-rounds", type=int, default=2, help="10 s windows")
     parser.add_argument("--per-msg", type=int, default=1000, help="points per batch message")
-    parser.add_argument("--single-rounds", type=int, default=2)
+    parser.add_argument("--single-rounds", type=int, default=8)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; medians printed")
     parser.add_argument("--cases", default="columnar,single", help="comma-separated")
@@ -265,21 +273,26 @@ def main() -> None:
         "columnar": (f"columnar, {args.per_msg} pts/msg", args.per_msg, args.columnar_rounds),
         "single": ("single point", 1, args.single_rounds),
     }
-    rows = []
-    for name in args.cases.split(","):
-        label, per_msg, rounds = cases[name.strip()]
+    rows = {}
+    for name in (n.strip() for n in args.cases.split(",")):
+        label, per_msg, rounds = cases[name]
         runs = []
         for i in range(args.repeat):
             profile = None
             if args.profile is not None:
                 args.profile.mkdir(parents=True, exist_ok=True)
-                profile = args.profile / f"{name.strip()}-{i}.prof"
+                profile = args.profile / f"{name}-{i}.prof"
             run, points, msgs = measure(args, per_msg, rounds, profile)
             runs.append(run)
-        rows.append((label, points, msgs, runs))
+        rows[name] = (label, points, msgs, runs)
+    half = args.services // 2
+    halves = [
+        measure(args, args.per_msg, args.columnar_rounds, None, half)[0].peak
+        for _ in range(args.repeat if "columnar" in rows else 0)
+    ]
     print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
           f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
-    for label, points, msgs, runs in rows:
+    for label, points, msgs, runs in rows.values():
         bare = _median([r.bare for r in runs])
         rates = [r.worker for r in runs]
         rate = _median(rates)
@@ -289,6 +302,13 @@ def main() -> None:
         line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{rate:>11,.0f} {spread:>12}"
                 f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
         print(line)
+    if halves:
+        full = _median([r.peak for r in rows["columnar"][3]])
+        extra = series - half * len(METRICS)
+        print(
+            f"marginal RSS per active series (columnar): peak at {series:,} series minus peak "
+            f"at {half * len(METRICS):,}, over {extra:,}: {(full - _median(halves)) / extra:,.0f} B"
+        )
 
 
 if __name__ == "__main__":

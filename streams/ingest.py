@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -39,13 +39,16 @@ from mode import Service
 from schemas.config import PerfloopConfig
 from schemas.messages import DeadLetter, WindowAggregate
 from schemas.topics import TopicSpec, create_missing_topics
-from streams.window_stage import WindowStage
+from streams.window_stage import StageOutput, WindowStage
 
 log = logging.getLogger("perfloop.ingest")
 
 MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
 MAX_RECORDS = 20_000  # records per batch handed to the window stage
 POLL_MS = 200
+CHUNK_BYTES = 1024 * 1024  # record values decoded at once
+FETCH_PARTITION_BYTES = 4 * 1024 * 1024  # large fetches: the fetcher refills a partition only
+FETCH_MAX_BYTES = 32 * 1024 * 1024  # once its buffer is drained, and a refill is a round trip
 IDLE_EVERY_S = 1.0
 READ_TIMEOUT_S = 30.0
 
@@ -125,6 +128,8 @@ class Ingest:
             session_timeout_ms=int(worker.session_timeout_s * 1000),
             heartbeat_interval_ms=int(worker.heartbeat_interval_s * 1000),
             max_poll_interval_ms=300_000,
+            max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
+            fetch_max_bytes=FETCH_MAX_BYTES,
         )
         await self._producer.start()
         await self._reader.start()
@@ -158,13 +163,17 @@ class Ingest:
             if self._stopping:
                 return 0
             now, clock = time.time(), time.monotonic()
+            # records of a partition revoked since the fetch are left to its new owner
+            mine = [
+                (tp.partition, rs)
+                for tp, rs in sorted(batches.items())
+                if tp.partition in self.owned
+            ]
+            outs = self._apply(mine, now)
             count = 0
-            for tp, records in sorted(batches.items()):
-                if tp.partition not in self.owned:  # revoked since the fetch: the owner rereads
-                    continue
-                out = self.stage.process(tp.partition, records, now)
+            for (partition, records), out in zip(mine, outs, strict=True):
                 await self._emit(out.windows, out.dead_letters)
-                self._due.setdefault(tp.partition, clock + self.interval)
+                self._due.setdefault(partition, clock + self.interval)
                 count += len(records)
             if clock >= self._next_idle:
                 self._next_idle = clock + IDLE_EVERY_S
@@ -175,6 +184,20 @@ class Ingest:
             if due:
                 await self._checkpoint(due)
             return count
+
+    def _apply(self, batches: list[tuple[int, list[Any]]], now: float) -> list[StageOutput]:
+        """Each partition's records, in slices of about ``CHUNK_BYTES`` of values (what a
+        slice decodes to is transient memory)."""
+        outs = []
+        for partition, records in batches:
+            out = StageOutput()
+            for chunk in _chunks(records, CHUNK_BYTES):
+                part = self.stage.process(partition, chunk, now)
+                out.windows += part.windows
+                out.dead_letters += part.dead_letters
+                out.skipped += part.skipped
+            outs.append(out)
+        return outs
 
     async def _emit(self, windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
         """Hand windows and dead letters to the producer (durable before the next checkpoint)."""
@@ -306,6 +329,25 @@ class IngestService(Service):
 
     async def on_stop(self) -> None:
         await self.ingest.stop()
+
+
+def _chunks(records: list[Any], limit: int) -> Iterator[list[Any]]:
+    """``records`` in consecutive slices of at most ``limit`` value bytes (at least one each).
+
+    >>> from streams.decoded import RawRecord
+    >>> rs = [RawRecord(b"x" * n, None, 0, i) for i, n in enumerate([3, 3, 5, 1])]
+    >>> [[r.offset for r in c] for c in _chunks(rs, 6)]
+    [[0, 1], [2, 3]]
+    """
+    start, size = 0, 0
+    for i, record in enumerate(records):
+        n = len(record.value or b"")
+        if size + n > limit and i > start:
+            yield records[start:i]
+            start, size = i, 0
+        size += n
+    if start < len(records):
+        yield records[start:]
 
 
 def _pkey(partition: int) -> bytes:
