@@ -30,7 +30,6 @@ strings or booleans) and ``schema_version`` must be the integer 1.
 from __future__ import annotations
 
 import json
-import json.scanner
 import math
 import re
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic_core import from_json
 
 from schemas.config import IngestConfig
 from schemas.vocabulary import NON_NEGATIVE_METRICS
@@ -60,7 +60,6 @@ _BATCH_REQUIRED = frozenset({"service", "metric", "ts", "values"})
 _NUMBER_TYPES = frozenset({float, int})
 _NAME_CACHE_LIMIT = 65_536
 _JSON = json.JSONDecoder()
-_SCAN = json.scanner.make_scanner(_JSON)  # type: ignore[arg-type]  # what _JSON.decode runs
 _INF = math.inf
 
 
@@ -252,6 +251,13 @@ class MetricDecoder:
     def _load_all(self, raws: list[bytes | None]) -> list[Any]:
         """Per record value, what :meth:`_load` returns, or the :class:`_Bad` it raises.
 
+        Values are parsed with pydantic-core's JSON parser (several times faster than the
+        standard library's on number arrays). It accepts no text that the standard library
+        rejects and parses what both accept to equal values; where it fails (bad input, but
+        also lone surrogate escapes or deep nesting, which the standard library takes),
+        :meth:`_load` parses the value again and names the problem, so the outcome is the
+        standard library's either way.
+
         Values that are all ``{``-led objects without a ``[`` byte are parsed in one go as
         ``[v1,\nv2,...]``. That parse equals the parses of the values one by one whenever it
         succeeds with one item a value: a raw newline cannot be inside a JSON string, so no
@@ -264,18 +270,16 @@ class MetricDecoder:
             try:
                 body = b",\n".join(raws)  # type: ignore[arg-type]  # TypeError on None
                 if b"[" not in body and all(raw[:1] == b"{" for raw in raws):  # type: ignore[index]
-                    objs = _JSON.decode("[" + body.decode() + "]")
+                    objs = from_json(b"[" + body + b"]")
                     if len(objs) == len(raws):
                         return objs
             except Exception:  # noqa: BLE001 - any failure: parse one by one below
                 pass
         out: list[Any] = []
-        scan = _SCAN
         for raw in raws:
             try:
-                text = raw.decode()  # type: ignore[union-attr]
-                obj, end = scan(text, 0)
-                if end == len(text) and type(obj) is dict:
+                obj = from_json(raw)  # type: ignore[arg-type]  # TypeError on None
+                if type(obj) is dict:
                     out.append(obj)
                     continue
             except Exception:  # noqa: BLE001 - _load names the problem

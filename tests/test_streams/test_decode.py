@@ -401,3 +401,37 @@ def test_plain_points_decode_as_each_alone(values: list[float]) -> None:
     warm.decode([RawRecord(r, None, 0, 0) for r in recs], now=NOW)  # names now known
     assert_same_as_one_by_one(recs, warm)
     assert_same_as_one_by_one(recs)
+
+
+PARSER_EDGES: list[bytes | None] = [
+    *TRICKY,
+    raw(point(labels={"zone": "\ud800"})),  # a lone surrogate escape: only the stdlib takes it
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000,"labels":'
+    + b'{"a":' * 300
+    + b"1"
+    + b"}" * 301,  # nesting deeper than pydantic-core's limit
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000,"labels":{"a":"x\x01"}}',
+    b'{"service":"checkout","metric":"latency_ms","value":01,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":1.,"ts":1700000000}',
+    b'{"service":"checkout","metric":"latency_ms","value":1,"ts":1700000000,}',
+    raw(batch(3, values=[0.1, 2.2250738585072011e-308, 1.7976931348623157e308])),
+    b'{"service":"checkout","metric":"latency_ms","ts":[1700000000,1700000001],"values":[1E2,-0]}',
+]
+
+
+def test_the_fast_parser_decides_as_the_standard_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic-core parses the values; the outcome must be exactly the standard library's."""
+    import json
+
+    import streams.decode
+
+    records = [RawRecord(v, None, 2, i) for i, v in enumerate(PARSER_EDGES)]
+    fast = [MetricDecoder().decode([r], now=NOW) for r in records]
+    monkeypatch.setattr(streams.decode, "from_json", lambda raw: json.loads(raw.decode()))
+    slow = [MetricDecoder().decode([r], now=NOW) for r in records]
+    for value, a, b in zip(PARSER_EDGES, fast, slow, strict=True):
+        assert _per_point(a) == _per_point(b), value
+        assert [(r.field, r.reason) for r in a.rejections] == [
+            (r.field, r.reason) for r in b.rejections
+        ], value
+    assert_same_as_one_by_one(PARSER_EDGES)
