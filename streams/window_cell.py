@@ -20,6 +20,7 @@ sum would depend on how the points were split into batches, and a replay would n
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -171,8 +172,26 @@ class WindowCell:
 
     @property
     def sum(self) -> float:
-        """The sum of the values, rounded once."""
-        return self.exact_sum / _EXACT_UNIT
+        """The sum of the values, rounded once; beyond the float range (finite values can add
+        up past it) it saturates at the largest float of its sign.
+
+        >>> cell = WindowCell.empty(seed=1, alpha=0.01)
+        >>> cell.add(np.array([1e308, 1e308]), np.array([1.0, 2.0]), k=0)
+        >>> cell.sum, cell.mean
+        (1.7976931348623157e+308, 1e+308)
+        """
+        try:
+            return self.exact_sum / _EXACT_UNIT
+        except OverflowError:
+            return sys.float_info.max if self.exact_sum > 0 else -sys.float_info.max
+
+    @property
+    def mean(self) -> float:
+        """The mean of the values (exact before rounding when the sum saturates)."""
+        total = self.sum
+        if abs(total) == sys.float_info.max:
+            return self.exact_sum / (self.count * _EXACT_UNIT)
+        return total / self.count
 
     def add(self, values: npt.NDArray[np.float64], ts: npt.NDArray[np.float64], k: int) -> None:
         """Add points in arrival order (a convenience for tests; the window stage uses
@@ -318,7 +337,7 @@ class WindowCell:
             sum=self.sum,
             min=self.min,
             max=self.max,
-            mean=self.sum / self.count,
+            mean=self.mean,
             last=self.last,
             p50=p50,
             p95=p95,
