@@ -82,13 +82,20 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
     )
     ingest = Ingest(config)
+    states: dict[bytes, _ServiceState] = {}  # parsed, of the services seen since a rebalance
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_states(app_: Any, revoked: Any, **_: Any) -> None:
+        states.clear()  # a service may come back after another worker moved its state on
 
     @app.agent(topics.windows)
     async def detect(stream: Any) -> None:
         async for event in stream.events():
             window = WindowAggregate.model_validate_json(event.value)
             key = window.service.encode()
-            state = _ServiceState.load(detect_state.get(key), detect_state.get(b"h:" + key), config)
+            state = states.pop(key, None) or _ServiceState.load(
+                detect_state.get(key), detect_state.get(b"h:" + key), config
+            )
             breaches = state.observe(window, config.windows.history_windows)
             # the history first (idempotent), so the diagnose stage finds the breach window;
             # each breach also keeps the windows it saw, so its diagnosis does not depend on
@@ -100,6 +107,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
                 fut = await topics.breaches.send(key=key, value=breach.model_dump_json().encode())
                 await fut  # the breach is durable before the detector state that remembers it
             detect_state[key] = state.dump_detector()
+            states[key] = state  # cached only once all of it is written
 
     def history_of(breach: Breach) -> list[WindowAggregate]:
         """The windows the breach was detected on."""
@@ -125,11 +133,21 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
 
 
 class _ServiceState:
-    """One service's detector and recent windows, as stored in the detect-state table."""
+    """One service's detector and recent windows, as stored in the detect-state table.
 
-    def __init__(self, detector: Detector, history: list[dict[str, Any]]) -> None:
+    The history is kept as each window's JSON text (its samples left out), serialized once
+    when the window arrives: writing the history after every window only joins them.
+
+    >>> from schemas.config import PerfloopConfig
+    >>> state = _ServiceState.load(None, b'[{"start":1.0,"series":[]}]', PerfloopConfig())
+    >>> state.dump_history()
+    b'[{"start":1.0,"series":[]}]'
+    """
+
+    def __init__(self, detector: Detector, history: list[bytes], latest: float | None) -> None:
         self.detector = detector
         self.history = history
+        self.latest = latest  # the start of the newest window in the history
 
     @classmethod
     def load(
@@ -140,22 +158,29 @@ class _ServiceState:
             if detector
             else Detector(config.detection)
         )
-        return cls(det, json.loads(history) if history else [])
+        windows = json.loads(history) if history else []
+        latest = windows[-1]["start"] if windows else None
+        return cls(det, [_compact(w) for w in windows], latest)
 
     def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
         events = self.detector.observe(window)
-        if not self.history or window.start > self.history[-1]["start"]:
+        if self.latest is None or window.start > self.latest:
             slim = window.model_dump(mode="json")
             for series in slim["series"]:
                 series["sample"] = []
-            self.history = [*self.history, slim][-keep:]
+            self.history = [*self.history, _compact(slim)][-keep:]
+            self.latest = window.start
         return [e for e in events if isinstance(e, Breach)]
 
     def dump_detector(self) -> bytes:
         return json.dumps(self.detector.to_json(), separators=(",", ":")).encode()
 
     def dump_history(self) -> bytes:
-        return json.dumps(self.history, separators=(",", ":")).encode()
+        return b"[" + b",".join(self.history) + b"]"
 
     def windows(self) -> list[WindowAggregate]:
-        return [WindowAggregate.model_validate(w) for w in self.history]
+        return [WindowAggregate.model_validate_json(w) for w in self.history]
+
+
+def _compact(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
