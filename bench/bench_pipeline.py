@@ -13,9 +13,11 @@ topics, then measures:
   ready (idle, before the first record), divided by the number of active series. It is an upper
   bound on the state per series: it also holds the fetch and batch buffers, whose size does not
   grow with the number of series;
-- the marginal RSS per series: the columnar case is run again with half the services, and the
-  difference of the two peak RSS is divided by the difference of their series counts (what
-  one more active series costs, free of the fixed buffers).
+- the marginal RSS per series: columnar batches of ``--memory-points`` points for two
+  service counts (``--memory-services``, default 500 and 2,000: 8,000 and 32,000 series);
+  the difference of the two peak RSS divided by the difference of the series counts is what
+  one more active series costs, free of the fixed buffers. The counts are far apart so that
+  the state outweighs the run-to-run noise of transient buffers (several MB).
 
 ``--repeat N`` runs every measurement N times on fresh topics and prints medians (with the
 range); ``--profile DIR`` runs the worker under cProfile and writes ``DIR/<case>.prof``.
@@ -263,6 +265,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; medians printed")
     parser.add_argument("--cases", default="columnar,single", help="comma-separated")
+    parser.add_argument("--memory-services", default="500,2000", help="two counts; 0,0: none")
+    parser.add_argument("--memory-points", type=int, default=100, help="points per message")
     parser.add_argument("--profile", type=Path, help="cProfile the worker into this folder")
     args = parser.parse_args()
     series = args.services * len(METRICS)
@@ -274,7 +278,7 @@ def main() -> None:
         "single": ("single point", 1, args.single_rounds),
     }
     rows = {}
-    for name in (n.strip() for n in args.cases.split(",")):
+    for name in (n.strip() for n in args.cases.split(",") if n.strip()):
         label, per_msg, rounds = cases[name]
         runs = []
         for i in range(args.repeat):
@@ -285,11 +289,12 @@ def main() -> None:
             run, points, msgs = measure(args, per_msg, rounds, profile)
             runs.append(run)
         rows[name] = (label, points, msgs, runs)
-    half = args.services // 2
-    halves = [
-        measure(args, args.per_msg, args.columnar_rounds, None, half)[0].peak
-        for _ in range(args.repeat if "columnar" in rows else 0)
-    ]
+    low, high = (int(n) for n in args.memory_services.split(","))
+    peaks: dict[int, list[int]] = {low: [], high: []}
+    for _ in range(args.repeat if args.memory_services != "0,0" else 0):
+        for services in (low, high):
+            run = measure(args, args.memory_points, 2, None, services)[0]
+            peaks[services].append(run.peak)
     print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
           f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
     for label, points, msgs, runs in rows.values():
@@ -302,12 +307,13 @@ def main() -> None:
         line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{rate:>11,.0f} {spread:>12}"
                 f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
         print(line)
-    if halves:
-        full = _median([r.peak for r in rows["columnar"][3]])
-        extra = series - half * len(METRICS)
+    if peaks[high]:
+        few, many = low * len(METRICS), high * len(METRICS)
+        grew = _median([float(p) for p in peaks[high]]) - _median([float(p) for p in peaks[low]])
         print(
-            f"marginal RSS per active series (columnar): peak at {series:,} series minus peak "
-            f"at {half * len(METRICS):,}, over {extra:,}: {(full - _median(halves)) / extra:,.0f} B"
+            f"marginal RSS per active series ({args.memory_points} pts/msg): peak RSS at "
+            f"{many:,} series minus at {few:,} ({grew / 2**20:,.0f} MB), over {many - few:,}: "
+            f"{grew / (many - few):,.0f} B"
         )
 
 
