@@ -39,7 +39,7 @@ from mode import Service
 from schemas.config import PerfloopConfig
 from schemas.messages import DeadLetter, WindowAggregate
 from schemas.topics import TopicSpec, create_missing_topics
-from streams.window_stage import StageOutput, WindowStage
+from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
 
@@ -89,6 +89,7 @@ class Ingest:
         self.interval = config.worker.checkpoint_interval_s
         self.owned: set[int] = set()
         self._due: dict[int, float] = {}  # partition -> when its pending checkpoint is due
+        self._queued: list[tuple[str, bytes | None, bytes]] = []  # (topic, key, value)
         self._sent: list[asyncio.Future[Any]] = []
         self._lock = asyncio.Lock()
         self._next_idle = 0.0
@@ -169,52 +170,48 @@ class Ingest:
                 for tp, rs in sorted(batches.items())
                 if tp.partition in self.owned
             ]
-            outs = self._apply(mine, now)
             count = 0
-            for (partition, records), out in zip(mine, outs, strict=True):
-                await self._emit(out.windows, out.dead_letters)
+            for partition, records in mine:
+                self._apply(partition, records, now)
                 self._due.setdefault(partition, clock + self.interval)
                 count += len(records)
             if clock >= self._next_idle:
                 self._next_idle = clock + IDLE_EVERY_S
-                for partition, windows in self.stage.advance_idle(now).items():
-                    await self._emit(windows, [])
+                for partition in self.stage.advance_idle(now, emit=self._queue_window):
                     self._due[partition] = clock  # the watermark moved: checkpoint it now
+            await self._send_queued()
             due = [p for p, at in self._due.items() if at <= clock]
             if due:
                 await self._checkpoint(due)
             return count
 
-    def _apply(self, batches: list[tuple[int, list[Any]]], now: float) -> list[StageOutput]:
-        """Each partition's records, in slices of about ``CHUNK_BYTES`` of values (what a
-        slice decodes to is transient memory)."""
-        outs = []
-        for partition, records in batches:
-            out = StageOutput()
-            for chunk in _chunks(records, CHUNK_BYTES):
-                part = self.stage.process(partition, chunk, now)
-                out.windows += part.windows
-                out.dead_letters += part.dead_letters
-                out.skipped += part.skipped
-            outs.append(out)
-        return outs
+    def _apply(self, partition: int, records: list[Any], now: float) -> None:
+        """Apply a partition's records in slices of about ``CHUNK_BYTES`` of values (what a
+        slice decodes to is transient memory); queue what they produce."""
+        dlq = self.config.topics.names.dlq
+        for chunk in _chunks(records, CHUNK_BYTES):
+            out = self.stage.process(partition, chunk, now, emit=self._queue_window)
+            for d in out.dead_letters:
+                self._queued.append((dlq, base64_key(d.key_b64), _json(d)))
 
-    async def _emit(self, windows: Iterable[WindowAggregate], dead: Iterable[DeadLetter]) -> None:
-        """Hand windows and dead letters to the producer (durable before the next checkpoint)."""
+    def _queue_window(self, window: WindowAggregate) -> None:
+        """Serialize a window as soon as it closes (its objects are let go at once)."""
+        topic = self.config.topics.names.windows
+        self._queued.append((topic, window.service.encode(), _json(window)))
+
+    async def _send_queued(self) -> None:
+        """Hand the queued windows and dead letters to the producer (durable before the next
+        checkpoint)."""
         assert self._producer is not None
-        names = self.config.topics.names
+        queued, self._queued = self._queued, []
         send = self._producer.send
-        for w in windows:
-            self._sent.append(
-                await send(names.windows, w.model_dump_json().encode(), key=w.service.encode())
-            )
-        for d in dead:
-            key = base64_key(d.key_b64)
-            self._sent.append(await send(names.dlq, d.model_dump_json().encode(), key=key))
+        for topic, key, value in queued:
+            self._sent.append(await send(topic, value, key=key))
 
     async def _checkpoint(self, partitions: Iterable[int]) -> None:
         """Write the checkpoints of ``partitions`` once their outputs are durable, then commit."""
         assert self._producer is not None and self._consumer is not None
+        await self._send_queued()
         if self._sent:
             sent, self._sent = self._sent, []
             await asyncio.gather(*sent)
@@ -348,6 +345,10 @@ def _chunks(records: list[Any], limit: int) -> Iterator[list[Any]]:
         size += n
     if start < len(records):
         yield records[start:]
+
+
+def _json(message: WindowAggregate | DeadLetter) -> bytes:
+    return message.model_dump_json().encode()
 
 
 def _pkey(partition: int) -> bytes:

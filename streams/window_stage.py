@@ -31,7 +31,7 @@ from schemas.config import IngestConfig, WindowsConfig
 from schemas.messages import DeadLetter, WindowAggregate
 from streams.decode import MetricDecoder
 from streams.decoded import RawRecord, RecordLike
-from streams.windows import PartitionWindows
+from streams.windows import Emit, PartitionWindows
 
 CHECKPOINT_VERSION = 2  # 1: all JSON (still read)
 _HEAD = struct.Struct("<I")
@@ -65,6 +65,18 @@ class _Partition:
     windows: PartitionWindows
     last_offset: int = -1
     counters: Counters = field(default_factory=Counters)
+
+
+def _counted(counters: Counters, emit: Emit | None) -> Emit | None:
+    """``emit``, counting the windows it is handed."""
+    if emit is None:
+        return None
+
+    def push(window: WindowAggregate) -> None:
+        counters.windows += 1
+        emit(window)
+
+    return push
 
 
 def dead_letter(
@@ -126,8 +138,13 @@ class WindowStage:
         self._partitions.pop(partition, None)
 
     # -- processing ------------------------------------------------------------------------
-    def process(self, partition: int, records: Sequence[RecordLike], now: float) -> StageOutput:
-        """Apply one partition's records (in offset order); return windows and dead letters."""
+    def process(
+        self, partition: int, records: Sequence[RecordLike], now: float, emit: Emit | None = None
+    ) -> StageOutput:
+        """Apply one partition's records (in offset order); return windows and dead letters.
+
+        With ``emit``, closed windows go to it one by one as they are built, not into the
+        output (see :meth:`PartitionWindows.update`)."""
         state = self._get(partition)
         fresh = [r for r in records if r.offset > state.last_offset]
         out = StageOutput(skipped=len(records) - len(fresh))
@@ -144,7 +161,7 @@ class WindowStage:
                     fresh[rej.index], self.source_topic, rej.reason, rej.field, now, rej.points
                 )
             )
-        update = state.windows.update(batch, wall=now)
+        update = state.windows.update(batch, wall=now, emit=_counted(counters, emit))
         for late in update.late:
             counters.late_records += 1
             out.dead_letters.append(
@@ -166,13 +183,18 @@ class WindowStage:
         state.last_offset = max(state.last_offset, max(r.offset for r in fresh))
         return out
 
-    def advance_idle(self, now: float) -> dict[int, list[WindowAggregate]]:
-        """Close windows of partitions idle for the configured timeout (wall clock)."""
+    def advance_idle(
+        self, now: float, emit: Emit | None = None
+    ) -> dict[int, list[WindowAggregate]]:
+        """Close windows of partitions idle for the configured timeout (wall clock): the
+        partitions that closed any, with their windows (with ``emit``, the windows went to
+        it as in :meth:`process`, and the lists are empty)."""
         closed = {}
         for partition, state in self._partitions.items():
-            windows = state.windows.advance_idle(now)
-            if windows:
-                state.counters.windows += len(windows)
+            before = state.counters.windows
+            windows = state.windows.advance_idle(now, emit=_counted(state.counters, emit))
+            state.counters.windows += len(windows)
+            if state.counters.windows > before:
                 closed[partition] = windows
         return closed
 

@@ -35,6 +35,7 @@ import json
 import math
 import struct
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,7 @@ STATE_VERSION = 1
 _MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
 _HEAD = struct.Struct("<I")
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
+Emit = Callable[[WindowAggregate], None]
 _FEW = 8  # groups of at most this many points are added in plain Python, not numpy
 
 
@@ -109,10 +111,15 @@ class PartitionWindows:
 
     # -- updates -------------------------------------------------------------------------------
 
-    def update(self, batch: DecodedBatch, wall: float | None = None) -> WindowUpdate:
+    def update(
+        self, batch: DecodedBatch, wall: float | None = None, emit: Emit | None = None
+    ) -> WindowUpdate:
         """Add a decoded batch; return the windows it closed and its late records.
 
         ``wall`` (the wall clock when the batch arrived) only feeds :meth:`advance_idle`.
+        With ``emit``, each closed window goes to it as soon as it is built (one service at a
+        time, the cells it came from already let go) instead of into the returned list: all
+        of a window's aggregates never have to be in memory at once.
         """
         n = batch.points
         if n == 0:
@@ -149,13 +156,14 @@ class PartitionWindows:
         self.points += n
         self.max_ts = max(seen, float(ts.max()))
         self._watermark = max(self._watermark, self.max_ts - lateness)
-        return WindowUpdate(self._close(), late_records, n_late)
+        return WindowUpdate(self._close(emit), late_records, n_late)
 
     def advance_idle(
-        self, now_wall: float, idle_timeout: float | None = None
+        self, now_wall: float, idle_timeout: float | None = None, emit: Emit | None = None
     ) -> list[WindowAggregate]:
         """After ``idle_timeout`` s without points, move the watermark to the greatest event
-        time plus the idle time, and return the windows that closes."""
+        time plus the idle time, and return the windows that closes (or hand them to
+        ``emit``, as in :meth:`update`)."""
         timeout = self.config.idle_timeout_s if idle_timeout is None else idle_timeout
         if self.last_wall is None or self.max_ts is None:
             return []
@@ -163,7 +171,7 @@ class PartitionWindows:
         if idle < timeout:
             return []
         self._watermark = max(self._watermark, self.max_ts + idle)
-        return self._close()
+        return self._close(emit)
 
     def _intern(self, key: SeriesKey) -> int:
         sid = self._series_ids.get(key)
@@ -261,45 +269,47 @@ class PartitionWindows:
 
     # -- closing -------------------------------------------------------------------------------
 
-    def _close(self) -> list[WindowAggregate]:
+    def _close(self, emit: Emit | None = None) -> list[WindowAggregate]:
         if not self._windows or self._watermark == -math.inf:
             return []
         closed_before = math.floor(self._watermark / self.config.length_s)
         done = sorted(wi for wi in self._windows if wi < closed_before)
         out: list[WindowAggregate] = []
+        push = out.append if emit is None else emit
         for wi in done:
-            out.extend(self._aggregates(wi, self._windows.pop(wi)))
+            for window in self._aggregates(wi, self._windows.pop(wi)):
+                push(window)
         if done and len(self._series) > 1024 + 2 * self.open_cells:
             self._compact()
         return out
 
-    def _aggregates(self, wi: int, cells: dict[int, WindowCell]) -> list[WindowAggregate]:
+    def _aggregates(self, wi: int, cells: dict[int, WindowCell]) -> Iterator[WindowAggregate]:
+        """The services' windows of window ``wi``, in service order; each service's cells
+        leave ``cells`` as its window is built."""
         length = self.config.length_s
         start, end = wi * length, (wi + 1) * length
-        by_service: dict[str, list[tuple[str, tuple[tuple[str, str], ...], WindowCell]]]
+        by_service: dict[str, list[tuple[str, tuple[tuple[str, str], ...], int]]]
         by_service = defaultdict(list)
-        for sid, cell in cells.items():
+        for sid in cells:
             key = self._series[sid]
-            by_service[key.service].append((key.metric, key.labels, cell))
-        out = []
+            by_service[key.service].append((key.metric, key.labels, sid))
         for service in sorted(by_service):
-            rows = sorted(by_service[service], key=lambda r: (r[0], r[1]))
+            rows = sorted(by_service.pop(service), key=lambda r: (r[0], r[1]))
             if len(rows) > MAX_SERIES_PER_WINDOW:
                 self.dropped_series += len(rows) - MAX_SERIES_PER_WINDOW
                 rows = rows[:MAX_SERIES_PER_WINDOW]
             try:
-                out.append(
-                    WindowAggregate(
-                        window_id=window_id(service, start),
-                        service=service,
-                        start=start,
-                        end=end,
-                        series=[c.to_series_aggregate(m, lab) for m, lab, c in rows],
-                    )
+                window = WindowAggregate(
+                    window_id=window_id(service, start),
+                    service=service,
+                    start=start,
+                    end=end,
+                    series=[cells.pop(sid).to_series_aggregate(m, lab) for m, lab, sid in rows],
                 )
             except ValidationError:  # e.g. a window ending beyond the schema's future limit
                 self.dropped_windows += 1
-        return out
+                continue
+            yield window
 
     def _compact(self) -> None:
         used = sorted({sid for cells in self._windows.values() for sid in cells})

@@ -285,3 +285,28 @@ def test_exact_sums_agree_whichever_way_they_group() -> None:
     ]
     assert exact_sums(narrow, starts) == want  # few exponents: counted per bin
     assert exact_sums(narrow, np.arange(500)) == [int(Fraction(v) * 2**1074) for v in narrow]
+
+
+def test_emitted_windows_are_those_returned_and_counted() -> None:
+    """With ``emit`` the same windows come out, one by one, and the stage counts them."""
+    from streams.window_stage import WindowStage
+
+    recs = records(random_rows(2000, seed=3))
+    returned = feed(PartitionWindows(CFG), recs, 250)
+    emitted: list[WindowAggregate] = []
+    pw = PartitionWindows(CFG)
+    dec = MetricDecoder()
+    for i in range(0, len(recs), 250):
+        update = pw.update(dec.decode(recs[i : i + 250], now=NOW), wall=NOW, emit=emitted.append)
+        assert update.closed == []
+    assert returned and emitted == returned
+    assert pw.open_cells > 0  # the last windows are still open: the idle flush emits them
+    assert pw.advance_idle(NOW + 10_000, emit=emitted.append) == []
+    assert pw.open_cells == 0 and len(emitted) > len(returned)
+
+    stage, sink = WindowStage(CFG), []
+    for i in range(0, len(recs), 250):
+        assert stage.process(0, recs[i : i + 250], NOW, emit=sink.append).windows == []
+    closed = stage.advance_idle(NOW + 10_000, emit=sink.append)
+    assert list(closed) == [0] and closed[0] == []
+    assert sink == emitted and stage.counters(0).windows == len(sink)
