@@ -228,15 +228,7 @@ class WindowCell:
         ``keys`` are the values' sketch keys when the caller computed them and every value is
         positive; otherwise the sketch computes them.
         """
-        seen = self.count
-        self.count = seen + count
-        self.exact_sum += total
-        if low < self.min:
-            self.min = low
-        if high > self.max:
-            self.max = high
-        if last_ts >= self.last_ts:
-            self.last, self.last_ts = last, last_ts
+        seen = self._fold(count, total, low, high, last, last_ts)
         if keys is not None and low > 0.0:
             self.sketch.add_positive_keys(keys)
         else:
@@ -247,24 +239,10 @@ class WindowCell:
     def add_point(self, value: float, ts: float, total: int, key: int, k: int) -> None:
         """Fold in one point: ``add_summary`` of a group of one, in plain Python. ``total`` is
         the value in units of 2**-1074 and ``key`` the sketch key of its magnitude."""
-        seen = self.count
-        self.count = seen + 1
-        self.exact_sum += total
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        if ts >= self.last_ts:
-            self.last, self.last_ts = value, ts
+        seen = self._fold(1, total, value, value, value, ts)
         self.sketch.add_one(value, key)
         if k > 0:
-            sample = self.sample
-            if len(sample) < k:
-                sample.append(value)
-            else:  # Algorithm R, as in _sample
-                slot = int(uniform(self.seed, seen) * (seen + 1))
-                if slot < k:
-                    sample[slot] = value
+            self._sample_one(value, seen, k)
 
     def add_few(
         self,
@@ -280,6 +258,19 @@ class WindowCell:
     ) -> None:
         """``add_summary`` for a small group given as Python lists (``keys`` as in
         :meth:`add_point`): cheaper than numpy on a few values."""
+        seen = self._fold(count, total, low, high, last, last_ts)
+        add_one = self.sketch.add_one
+        for value, key in zip(values, keys, strict=True):
+            add_one(value, key)
+        if k > 0:
+            for value in values:
+                self._sample_one(value, seen, k)
+                seen += 1
+
+    def _fold(
+        self, count: int, total: int, low: float, high: float, last: float, last_ts: float
+    ) -> int:
+        """Fold a group's summary into the scalar aggregates; return the count before it."""
         seen = self.count
         self.count = seen + count
         self.exact_sum += total
@@ -289,19 +280,17 @@ class WindowCell:
             self.max = high
         if last_ts >= self.last_ts:
             self.last, self.last_ts = last, last_ts
-        add_one = self.sketch.add_one
-        for value, key in zip(values, keys, strict=True):
-            add_one(value, key)
-        if k > 0:
-            sample, seed = self.sample, self.seed
-            for value in values:
-                if len(sample) < k:
-                    sample.append(value)
-                else:
-                    slot = int(uniform(seed, seen) * (seen + 1))
-                    if slot < k:
-                        sample[slot] = value
-                seen += 1
+        return seen
+
+    def _sample_one(self, value: float, seen: int, k: int) -> None:
+        """Algorithm R for the value at position ``seen``, without numpy."""
+        sample = self.sample
+        if len(sample) < k:
+            sample.append(value)
+            return
+        slot = int(uniform(self.seed, seen) * (seen + 1))
+        if slot < k:
+            sample[slot] = value
 
     def _sample(self, values: npt.NDArray[np.float64], seen: int, k: int) -> None:
         sample = self.sample
@@ -312,10 +301,8 @@ class WindowCell:
         n = values.size
         if n == 0:
             return
-        if n == 1:  # Algorithm R for one value, without numpy's per-call overhead
-            slot = int(uniform(self.seed, seen) * (seen + 1))
-            if slot < k:
-                sample[slot] = float(values[0])
+        if n == 1:  # without numpy's per-call overhead
+            self._sample_one(float(values[0]), seen, k)
             return
         pos = np.arange(seen, seen + n)
         slots = (uniforms(self.seed, seen, seen + n) * (pos + 1)).astype(np.int64)
