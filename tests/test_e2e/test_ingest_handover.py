@@ -42,6 +42,21 @@ def _end_offsets(broker: str, topic: str, partitions: int) -> dict[int, int]:
         consumer.close()
 
 
+async def _own_until_caught_up(config: PerfloopConfig, timeout_s: float = 60.0) -> Ingest:
+    """Start an ingest, poll until every partition's last applied offset is its end offset
+    minus one, and stop it (checkpointing and committing); return it."""
+    topic, parts = config.topics.names.metrics, config.topics.partitions
+    ingest = Ingest(config)
+    await ingest.start()
+    try:
+        await _run_until_caught_up(
+            ingest, _end_offsets(config.broker.bootstrap, topic, parts), timeout_s
+        )
+    finally:
+        await ingest.stop()
+    return ingest
+
+
 async def _run_until_caught_up(ingest: Ingest, ends: dict[int, int], timeout_s: float) -> None:
     """Poll until every partition's last applied offset is its end offset minus one."""
     deadline = time.monotonic() + timeout_s
@@ -65,15 +80,7 @@ def test_a_stopped_ingest_hands_over_through_its_checkpoints(
     # 0..15 s: window [0, 10) closes, [10, 20) is half full when the first ingest stops
     first = _produce(broker, names.metrics, T0, 15)
 
-    async def first_owner() -> None:
-        ingest = Ingest(config)
-        await ingest.start()
-        try:
-            await _run_until_caught_up(ingest, _end_offsets(broker, names.metrics, parts), 60)
-        finally:
-            await ingest.stop()
-
-    asyncio.run(first_owner())
+    asyncio.run(_own_until_caught_up(config))
     ends = _end_offsets(broker, names.metrics, parts)
     checkpoints = read_records(broker, checkpoint_topic(config).name)
     assert {r.partition for r in checkpoints} == {p for p, end in ends.items() if end}
@@ -88,16 +95,7 @@ def test_a_stopped_ingest_hands_over_through_its_checkpoints(
     # 15..25 s: the rest of [10, 20) and a point at 25 s that closes it
     second = _produce(broker, names.metrics, T0 + 15, 10)
 
-    async def second_owner() -> Ingest:
-        ingest = Ingest(config)
-        await ingest.start()
-        try:
-            await _run_until_caught_up(ingest, _end_offsets(broker, names.metrics, parts), 60)
-        finally:
-            await ingest.stop()
-        return ingest
-
-    ingest = asyncio.run(second_owner())
+    ingest = asyncio.run(_own_until_caught_up(config))
     windows = [json.loads(r.value) for r in read_records(broker, names.windows, 12)]
     ids = [w["window_id"] for w in windows]
     assert len(ids) == len(set(ids)), f"windows emitted twice: {sorted(ids)}"
