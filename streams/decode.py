@@ -60,7 +60,6 @@ _BATCH_REQUIRED = frozenset({"service", "metric", "ts", "values"})
 _NUMBER_TYPES = frozenset({float, int})
 _NAME_CACHE_LIMIT = 65_536
 _JSON = json.JSONDecoder()
-_INF = math.inf
 
 
 class _Bad(Exception):
@@ -97,11 +96,8 @@ class MetricDecoder:
     def decode(self, records: Sequence[RecordLike], now: float) -> DecodedBatch:
         """Decode ``records``; ``now`` (epoch seconds) bounds how far in the future ts may be."""
         max_ts = now + self.config.max_future_s
-        min_ts = self.config.min_ts
-        good_names = self._good_names
         series: list[SeriesKey] = []
         series_ids: dict[SeriesKey, int] = {}
-        plain_ids: dict[tuple[str, str], int] = {}  # (service, metric) of unlabeled series
         chunks: list[tuple[Any, ...]] = []  # (sidx, ts, values, ridx) arrays, in record order
         p_sidx: list[int] = []
         p_ts: list[float] = []
@@ -125,32 +121,6 @@ class MetricDecoder:
                 part, off = sources[index]
                 rejections.append(Rejection(index, part, off, obj.field, obj.reason, 1))
                 continue
-            if obj.keys() == _POINT_REQUIRED:  # the common point: checked inline
-                service, metric, v, t = obj["service"], obj["metric"], obj["value"], obj["ts"]
-                if (
-                    type(v) is float
-                    and type(t) is float
-                    and type(service) is str
-                    and type(metric) is str
-                    and min_ts <= t <= max_ts
-                    and -_INF < v < _INF
-                    and (v >= 0.0 or metric not in NON_NEGATIVE_METRICS)
-                    and service in good_names
-                    and metric in good_names
-                ):
-                    sid = plain_ids.get((service, metric))
-                    if sid is None:
-                        key = SeriesKey(service, metric, ())
-                        sid = series_ids.get(key)
-                        if sid is None:
-                            sid = series_ids[key] = len(series)
-                            series.append(key)
-                        plain_ids[service, metric] = sid
-                    p_sidx.append(sid)
-                    p_ts.append(t)
-                    p_val.append(v)
-                    p_ridx.append(index)
-                    continue
             points = 1
             try:
                 if "values" in obj:
