@@ -27,6 +27,7 @@ An idle partition's watermark is advanced once a second (see
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -356,8 +357,6 @@ def _pkey(partition: int) -> bytes:
 
 
 def base64_key(key_b64: str | None) -> bytes | None:
-    import base64
-
     return base64.b64decode(key_b64) if key_b64 else None
 
 
