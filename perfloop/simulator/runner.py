@@ -5,8 +5,9 @@ columnar ``MetricBatch`` messages, one per (service, metric), keyed by service. 
 executor runs alongside in a thread (:func:`actions.executor.start_in_thread`) with the
 ``simulator`` handler as its default handler, so commands the loop sends act on the simulated
 services; its signing keys come from ``PERFLOOP_ACTION_KEY``. The run ends after
-``duration_s`` seconds of wall time, or when ``stop`` is set (SIGINT or SIGTERM on the
-command line), and stops the executor and closes the producer before returning.
+``duration_s`` seconds of wall time, having sent the points of exactly that span even when a
+send stalled, or when ``stop`` is set (SIGINT or SIGTERM on the command line), after sending
+the points due until then; it stops the executor and closes the producer before returning.
 
 Detection compares throughput with a target it must be told: the run prints each service's
 ``throughput_target_rps`` as the ``[detection.services.<name>]`` configuration to use.
@@ -110,21 +111,22 @@ def run(
             executor = start_in_thread(
                 with_simulator_handler(config), keys=keyring, handlers={"simulator": handler}
             )
-        started = time.monotonic()
-        while not stop.is_set():
-            for batch in sim.tick(time.time()):
+        end = None if duration_s is None else time.time() + duration_s
+        while True:
+            # a tick sends every point due up to ``now``, however long the last send took, so
+            # the tick at the end or after a stop completes the run's span, and no more
+            now = time.time() if end is None else min(time.time(), end)
+            last = stop.is_set() or now == end
+            for batch in sim.tick(now):
                 producer.send(
                     names.metrics,
                     key=batch["service"].encode(),
                     value=json.dumps(batch, separators=(",", ":")).encode(),
                 )
             producer.flush(timeout=config.executor.send_timeout_s)
-            left = tick_s
-            if duration_s is not None:
-                left = min(left, started + duration_s - time.monotonic())
-                if left <= 0:
-                    break
-            stop.wait(left)
+            if last:
+                break
+            stop.wait(tick_s if end is None else max(0.0, min(tick_s, end - time.time())))
     finally:
         if executor is not None:
             thread, executor_stop = executor
