@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 
@@ -26,9 +26,8 @@ def read_records(
     broker: str, topic: str, count: int | None = None, timeout_s: float = 20.0
 ) -> list[Any]:
     """The records of ``topic`` from the start: at least ``count`` of them, or (without a
-    count) everything there is once the first records came and the topic went quiet."""
+    count) every record up to the partitions' end offsets once there is at least one."""
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=broker,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -37,13 +36,21 @@ def read_records(
     got: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline:
-            batch = list(consumer)
-            got.extend(batch)
+        partitions: list[TopicPartition] = []
+        while not partitions and time.monotonic() < deadline:
+            ids = consumer.partitions_for_topic(topic) or set()
+            partitions = [TopicPartition(topic, p) for p in sorted(ids)]
+            if not partitions:
+                time.sleep(0.1)
+        consumer.assign(partitions)
+        while partitions and time.monotonic() < deadline:
+            got.extend(consumer)
             if count is not None and len(got) >= count:
                 break
-            if count is None and got and not batch:
-                break
+            if count is None and got:
+                ends = consumer.end_offsets(partitions)
+                if all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                    break
     finally:
         consumer.close()
     wanted = f"{count} records" if count is not None else "records"
