@@ -4,7 +4,8 @@ A value ``v > 0`` falls in the log bucket ``k = ceil(log(v) / log(gamma))`` with
 ``gamma = (1 + alpha) / (1 - alpha)``; the bucket ``(gamma**(k-1), gamma**k]`` is reported as
 ``2 * gamma**k / (gamma + 1)``, within ``alpha`` of every value in it. Negative values go to a
 mirrored store keyed by ``-v``; zeros are counted apart. Each store is an offset plus a dense
-array of counts (``int32`` until a store holds 2**31 values, then ``int64``) and holds at
+array of counts (``int16`` while a store holds fewer than 2**15 values, then ``int32``, and
+``int64`` from 2**31 values on: a window's store is mostly small) and holds at
 most ``max_buckets`` buckets: beyond that the lowest buckets are collapsed into one (only the
 quantiles of the smallest magnitudes lose accuracy).
 
@@ -25,6 +26,7 @@ True
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 from typing import Any
@@ -35,7 +37,9 @@ import numpy.typing as npt
 DEFAULT_ALPHA = 0.01
 DEFAULT_MAX_BUCKETS = 2048
 _ROOM = 8  # least spare buckets on each side when a store grows
+_INT16_MAX = 2**15 - 1
 _INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 _EMPTY: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
 
@@ -45,23 +49,25 @@ class _Store:
     both sides); the occupied keys lie in ``[lo, hi]``, at most ``max_buckets`` wide. Only the
     occupied range decides anything, so a restored store behaves exactly like the original."""
 
-    __slots__ = ("offset", "counts", "lo", "hi", "total", "max_buckets")
+    __slots__ = ("offset", "counts", "lo", "hi", "total", "limit", "max_buckets")
 
     def __init__(self, max_buckets: int) -> None:
         self.offset = 0
         self.counts: npt.NDArray[Any] = _EMPTY  # shared: never written while empty
         self.lo, self.hi, self.total = 0, -1, 0
+        self.limit = _INT16_MAX  # the most values the counts' dtype can hold
         self.max_buckets = max_buckets
 
     def _widen(self, more: int) -> None:
-        """Switch the counts to int64 before ``more`` values could overflow int32."""
-        if self.total + more > _INT32_MAX and self.counts.itemsize != 8:
-            self.counts = self.counts.astype(np.int64)
+        """Switch the counts to a wider dtype before ``more`` values could overflow them."""
+        if self.total + more > self.limit:
+            dtype, self.limit = _dtype_for(self.total + more)
+            self.counts = self.counts.astype(dtype)
 
     def add_key(self, key: int) -> None:
         """``add_keys`` of one key, in plain Python (no numpy call while the key is in the
         occupied range)."""
-        if not (self.lo <= key <= self.hi and self.total < _INT32_MAX):
+        if not (self.lo <= key <= self.hi and self.total < self.limit):
             floor = self._cover(key, key)
             self._widen(1)
             if key < floor:  # collapsed into the lowest kept bucket
@@ -111,11 +117,12 @@ class _Store:
         return lo
 
     def _rebuild(self, lo: int, hi: int) -> None:
-        room = _ROOM + (hi - lo) // 8  # grow geometrically: few reallocations per store
-        offset = lo - room
         total = self.total
-        wide = total >= _INT32_MAX or (total > 0 and self.counts.itemsize == 8)
-        new: npt.NDArray[Any] = np.zeros(hi - lo + 1 + 2 * room, np.int64 if wide else np.int32)
+        # a store that grows again grows geometrically (few reallocations); a new one fits
+        room = _ROOM + (hi - lo) // 8 if total else _ROOM
+        offset = lo - room
+        dtype, self.limit = _dtype_for(total)
+        new: npt.NDArray[Any] = np.zeros(hi - lo + 1 + 2 * room, dtype)
         if total:
             src = self.counts[self.lo - self.offset : self.hi - self.offset + 1]
             src_lo = self.lo
@@ -150,11 +157,30 @@ class _Store:
     def load(self, lo: int, counts: npt.NDArray[np.int64]) -> None:
         """Hold exactly ``counts`` (its own copy) for the keys from ``lo`` on."""
         total = int(counts.sum(dtype=np.int64))
-        dtype = np.int64 if total > _INT32_MAX else np.int32
+        dtype, self.limit = _dtype_for(total)
         self.counts = np.array(counts, dtype=dtype) if counts.size else _EMPTY
         self.offset = self.lo = lo
         self.hi = self.lo + self.counts.size - 1
         self.total = total
+
+
+def _dtype_for(total: int) -> tuple[type[np.signedinteger[Any]], int]:
+    """The narrowest counts dtype for a store of ``total`` values, and the most it holds."""
+    if total <= _INT16_MAX:
+        return np.int16, _INT16_MAX
+    if total <= _INT32_MAX:
+        return np.int32, _INT32_MAX
+    return np.int64, _INT64_MAX
+
+
+_NO_VALUES = _Store(DEFAULT_MAX_BUCKETS)  # shared by sketches without negative values: only read
+
+
+@functools.cache
+def _constants(alpha: float) -> tuple[float, float]:
+    """``gamma`` and ``1 / log(gamma)`` for ``alpha`` (one pair of floats for all sketches)."""
+    gamma = (1.0 + alpha) / (1.0 - alpha)
+    return gamma, 1.0 / math.log(gamma)
 
 
 class QuantileSketch:
@@ -180,9 +206,8 @@ class QuantileSketch:
         self.max_buckets = max_buckets
         self.zero_count = 0
         self._pos = _Store(max_buckets)
-        self._neg = _Store(max_buckets)
-        self._gamma = (1.0 + alpha) / (1.0 - alpha)
-        self._inv_log_gamma = 1.0 / math.log(self._gamma)
+        self._neg = _NO_VALUES  # a store of its own once a negative value comes
+        self._gamma, self._inv_log_gamma = _constants(alpha)
 
     @property
     def count(self) -> int:
@@ -207,7 +232,7 @@ class QuantileSketch:
         if pos.size:
             self._pos.add_keys(self.keys(pos))
         if neg.size:
-            self._neg.add_keys(self.keys(neg))
+            self._negatives().add_keys(self.keys(neg))
 
     def add_one(self, value: float, key: int) -> None:
         """Add one finite ``value`` whose magnitude has bucket ``key`` (see :meth:`keys`;
@@ -223,7 +248,7 @@ class QuantileSketch:
         if value > 0.0:
             self._pos.add_key(key)
         elif value < 0.0:
-            self._neg.add_key(key)
+            self._negatives().add_key(key)
         else:
             self.zero_count += 1
 
@@ -242,7 +267,13 @@ class QuantileSketch:
             )
         self.zero_count += other.zero_count
         self._pos.add_counts(other._pos.lo, other._pos.occupied())
-        self._neg.add_counts(other._neg.lo, other._neg.occupied())
+        if other._neg.total:
+            self._negatives().add_counts(other._neg.lo, other._neg.occupied())
+
+    def _negatives(self) -> _Store:
+        if self._neg is _NO_VALUES:
+            self._neg = _Store(self.max_buckets)
+        return self._neg
 
     def _value(self, key: int) -> float:
         return 2.0 * self._gamma**key / (self._gamma + 1.0)
@@ -294,7 +325,8 @@ class QuantileSketch:
         sketch = cls(float(data["alpha"]), int(data["max_buckets"]))
         sketch.zero_count = int(data["zero"])
         sketch._pos.load_json(data["pos"])
-        sketch._neg.load_json(data["neg"])
+        if data["neg"][1]:
+            sketch._negatives().load_json(data["neg"])
         return sketch
 
     def state(self) -> tuple[int, int, npt.NDArray[np.int64], int, npt.NDArray[np.int64]]:
@@ -326,7 +358,7 @@ class QuantileSketch:
         if pos.size:
             sketch._pos.load(pos_lo, pos)
         if neg.size:
-            sketch._neg.load(neg_lo, neg)
+            sketch._negatives().load(neg_lo, neg)
         return sketch
 
     def to_bytes(self) -> bytes:

@@ -121,5 +121,23 @@ def test_bucket_counts_widen_before_they_overflow_int32() -> None:
     assert sketch.state()[2].tolist() == [2**31 + 11]
 
 
+def test_small_bucket_counts_widen_past_int16_whichever_way_values_come() -> None:
+    values = np.full(40_000, 5.0)  # one bucket, past what int16 counts can hold
+    key = sketch_key(5.0)
+    one_by_one = QuantileSketch()
+    for value in values[:33_000].tolist():
+        one_by_one.add_one(value, key)
+    one_by_one.add(values[33_000:])
+    at_once, merged = QuantileSketch(), QuantileSketch()
+    at_once.add(values)
+    for _ in range(2):
+        merged.merge(at_once)
+    assert one_by_one.to_json() == at_once.to_json()
+    assert at_once.state()[2].tolist() == [40_000] and merged.state()[2].tolist() == [80_000]
+    restored = QuantileSketch.from_json(merged.to_json())
+    restored.add_one(5.0, key)
+    assert restored.count == 80_001
+
+
 def sketch_key(value: float) -> int:
     return int(QuantileSketch().keys(np.array([value]))[0])
