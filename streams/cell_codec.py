@@ -129,7 +129,7 @@ def decode_cells(blob: bytes, alpha: float) -> list[tuple[int, int, WindowCell]]
         sketch = QuantileSketch.from_state(
             alpha, max_buckets, zero, pos_lo, pos_counts, neg_lo, neg_counts
         )
-        cell = WindowCell(
+        cell = WindowCell.restore(
             count, -total if size < 0 else total, low, high, last, last_ts, seed, sample, sketch
         )
         out.append((wi, sid, cell))

@@ -6,9 +6,11 @@ at most ``k`` raw values. The reservoir is Algorithm R driven by a counter-based
 (splitmix64) of the cell's seed and each value's position in the cell, so it needs no random
 state and is the same for the same input order, across processes and restarts.
 
-The sum is kept exactly, as an integer count of 2**-1074 (every float64 is a whole multiple
-of that), and rounded once when read: float addition is not associative, so a rounded running
-sum would depend on how the points were split into batches, and a replay would not reproduce it.
+The sum is kept exactly and rounded once when read: float addition is not associative, so a
+rounded running sum would depend on how the points were split into batches, and a replay would
+not reproduce it. Every float64 is a whole multiple of 2**-1074, so the exact sum is an integer
+count of that unit (:attr:`WindowCell.exact_sum`); a cell holds it as ``sum_m / 2**sum_scale``
+with ``sum_scale`` only as large as its finest value needs, which keeps the integer small.
 
 >>> cell = WindowCell.empty(seed=1, alpha=0.01)
 >>> import numpy as np
@@ -151,12 +153,16 @@ def uniform(seed: int, position: int) -> float:
     return float(x >> 11) * (2.0**-53)
 
 
-@dataclass(slots=True)
+_NO_SCALE = -4096  # the scale of an empty sum: below any value's
+
+
+@dataclass(slots=True, eq=False)
 class WindowCell:
     """One series' aggregates in one window (see the module docstring)."""
 
     count: int
-    exact_sum: int  # in units of 2**-1074 (see the module docstring)
+    sum_m: int  # the exact sum is sum_m / 2**sum_scale (see the module docstring)
+    sum_scale: int
     min: float
     max: float
     last: float
@@ -168,7 +174,45 @@ class WindowCell:
     @classmethod
     def empty(cls, seed: int, alpha: float) -> WindowCell:
         inf = float("inf")
-        return cls(0, 0, inf, -inf, 0.0, -inf, seed, array("d"), QuantileSketch(alpha))
+        return cls(0, 0, _NO_SCALE, inf, -inf, 0.0, -inf, seed, array("d"), QuantileSketch(alpha))
+
+    @classmethod
+    def restore(
+        cls,
+        count: int,
+        exact_sum: int,
+        low: float,
+        high: float,
+        last: float,
+        last_ts: float,
+        seed: int,
+        sample: array[float],
+        sketch: QuantileSketch,
+    ) -> WindowCell:
+        """The cell with these aggregates (``exact_sum`` as :attr:`exact_sum` gives it)."""
+        cell = cls(count, 0, _NO_SCALE, low, high, last, last_ts, seed, sample, sketch)
+        cell._add_exact(exact_sum)
+        return cell
+
+    @property
+    def exact_sum(self) -> int:
+        """The sum of the values in units of 2**-1074, exactly."""
+        return self.sum_m << (EXACT_SHIFT - self.sum_scale) if self.sum_m else 0
+
+    def _add_scaled(self, m: int, scale: int) -> None:
+        """Add ``m / 2**scale`` to the exact sum."""
+        own = self.sum_scale
+        if scale <= own:
+            self.sum_m += m << (own - scale)
+        else:
+            self.sum_m = (self.sum_m << (scale - own)) + m
+            self.sum_scale = scale
+
+    def _add_exact(self, total: int) -> None:
+        """Add ``total`` units of 2**-1074 to the exact sum."""
+        if total:
+            zeros = (total & -total).bit_length() - 1
+            self._add_scaled(total >> zeros, EXACT_SHIFT - zeros)
 
     @property
     def sum(self) -> float:
@@ -180,17 +224,19 @@ class WindowCell:
         >>> cell.sum, cell.mean
         (1.7976931348623157e+308, 1e+308)
         """
+        m, scale = self.sum_m, self.sum_scale
         try:
-            return self.exact_sum / _EXACT_UNIT
+            return m / (1 << scale) if scale >= 0 else float(m << -scale)
         except OverflowError:
-            return sys.float_info.max if self.exact_sum > 0 else -sys.float_info.max
+            return sys.float_info.max if m > 0 else -sys.float_info.max
 
     @property
     def mean(self) -> float:
         """The mean of the values (exact before rounding when the sum saturates)."""
         total = self.sum
         if abs(total) == sys.float_info.max:
-            return self.exact_sum / (self.count * _EXACT_UNIT)
+            m, scale = self.sum_m, self.sum_scale
+            return m / (self.count << scale) if scale >= 0 else (m << -scale) / self.count
         return total / self.count
 
     def add(self, values: npt.NDArray[np.float64], ts: npt.NDArray[np.float64], k: int) -> None:
@@ -236,10 +282,13 @@ class WindowCell:
         if k > 0:
             self._sample(values, seen, k)
 
-    def add_point(self, value: float, ts: float, total: int, key: int, k: int) -> None:
-        """Fold in one point: ``add_summary`` of a group of one, in plain Python. ``total`` is
-        the value in units of 2**-1074 and ``key`` the sketch key of its magnitude."""
-        seen = self._fold(1, total, value, value, value, ts)
+    def add_point(self, value: float, ts: float, m: int, shift: int, key: int, k: int) -> None:
+        """Fold in one point: ``add_summary`` of a group of one, in plain Python. The value is
+        ``m << shift`` units of 2**-1074 (:func:`exact_parts`) and ``key`` is the sketch key
+        of its magnitude."""
+        seen = self._fold(1, 0, value, value, value, ts)
+        if m:
+            self._add_scaled(m, EXACT_SHIFT - shift)
         self.sketch.add_one(value, key)
         if k > 0:
             self._sample_one(value, seen, k)
@@ -273,7 +322,7 @@ class WindowCell:
         """Fold a group's summary into the scalar aggregates; return the count before it."""
         seen = self.count
         self.count = seen + count
-        self.exact_sum += total
+        self._add_exact(total)
         if low < self.min:
             self.min = low
         if high > self.max:
@@ -348,7 +397,7 @@ class WindowCell:
     @classmethod
     def from_json(cls, data: list[Any]) -> WindowCell:
         count, total, low, high, last, last_ts, seed, sample, sketch = data
-        return cls(
+        return cls.restore(
             int(count),
             total if type(total) is int else exact_of(float(total)),
             float(low),

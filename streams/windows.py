@@ -232,7 +232,7 @@ class PartitionWindows:
                 if cell is None:
                     cell = cell_of(wi, si)
                     cells = windows[wi]
-                cell.add_point(value, t, mi << sh, key, k)
+                cell.add_point(value, t, mi, sh, key, k)
             return
         sums = exact_sums(values, starts)
         lows = np.minimum.reduceat(values, starts)
