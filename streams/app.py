@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from pydantic import TypeAdapter
 
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
@@ -135,8 +136,9 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
 class _ServiceState:
     """One service's detector and recent windows, as stored in the detect-state table.
 
-    The history is kept as each window's JSON text (its samples left out), serialized once
-    when the window arrives: writing the history after every window only joins them.
+    The history is one JSON array of the recent windows (their samples left out), kept as the
+    very bytes object the table holds, with the length of each window's text: a new window
+    is appended, and the oldest cut off, without parsing anything.
 
     >>> from schemas.config import PerfloopConfig
     >>> state = _ServiceState.load(None, b'[{"start":1.0,"series":[]}]', PerfloopConfig())
@@ -144,9 +146,12 @@ class _ServiceState:
     b'[{"start":1.0,"series":[]}]'
     """
 
-    def __init__(self, detector: Detector, history: list[bytes], latest: float | None) -> None:
+    def __init__(
+        self, detector: Detector, history: bytes, sizes: list[int], latest: float | None
+    ) -> None:
         self.detector = detector
         self.history = history
+        self.sizes = sizes  # the length of each window's JSON text in ``history``
         self.latest = latest  # the start of the newest window in the history
 
     @classmethod
@@ -160,26 +165,40 @@ class _ServiceState:
         )
         windows = json.loads(history) if history else []
         latest = windows[-1]["start"] if windows else None
-        return cls(det, [_compact(w) for w in windows], latest)
+        parts = [_compact(w) for w in windows]
+        return cls(det, b"[" + b",".join(parts) + b"]", [len(p) for p in parts], latest)
 
     def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
         events = self.detector.observe(window)
         if self.latest is None or window.start > self.latest:
             slim = window.model_dump(mode="json")
             for series in slim["series"]:
-                series["sample"] = []
-            self.history = [*self.history, _compact(slim)][-keep:]
+                del series["sample"]
+                if not series["labels"]:
+                    del series["labels"]
+            self._append(_compact(slim), keep)
             self.latest = window.start
         return [e for e in events if isinstance(e, Breach)]
+
+    def _append(self, window: bytes, keep: int) -> None:
+        body, sizes = self.history[1:-1], self.sizes
+        drop = len(sizes) + 1 - keep
+        if drop > 0:  # the oldest windows, each with the comma after it
+            body, sizes = body[sum(sizes[:drop]) + drop :], sizes[drop:]
+        self.history = b"[" + body + (b"," if body else b"") + window + b"]"
+        self.sizes = [*sizes, len(window)]
 
     def dump_detector(self) -> bytes:
         return json.dumps(self.detector.to_json(), separators=(",", ":")).encode()
 
     def dump_history(self) -> bytes:
-        return b"[" + b",".join(self.history) + b"]"
+        return self.history
 
     def windows(self) -> list[WindowAggregate]:
-        return [WindowAggregate.model_validate_json(w) for w in self.history]
+        return _WINDOWS.validate_json(self.history)
+
+
+_WINDOWS = TypeAdapter(list[WindowAggregate])
 
 
 def _compact(data: Any) -> bytes:
