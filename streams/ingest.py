@@ -216,7 +216,6 @@ class Ingest:
         if self._sent:
             sent, self._sent = self._sent, []
             await asyncio.gather(*sent)
-        writes = []
         offsets = {}
         for partition in partitions:
             self._due.pop(partition, None)
@@ -228,15 +227,15 @@ class Ingest:
                     f"window state of partition {partition} is {len(blob)} bytes, over "
                     f"{MAX_CHECKPOINT_BYTES}: raise topics.partitions or shorten windows.length_s"
                 )
-            writes.append(
-                await self._producer.send(
-                    self.checkpoints.name, blob, key=_pkey(partition), partition=partition
-                )
+            # one partition's state at a time: its blob is let go before the next is built
+            written = await self._producer.send(
+                self.checkpoints.name, blob, key=_pkey(partition), partition=partition
             )
+            del blob
+            await written
             last = self.stage.last_offset(partition)
             if last >= 0:
                 offsets[TopicPartition(self.source, partition)] = last + 1
-        await asyncio.gather(*writes)
         if offsets:
             try:
                 await self._consumer.commit(offsets)
