@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--cases", default="columnar,single", help="comma-separated")
     parser.add_argument("--memory-services", default="500,2000", help="two counts; 0,0: none")
     parser.add_argument("--memory-points", type=int, default=100, help="points per message")
+    parser.add_argument("--memory-rounds", type=int, default=2, help="windows per series")
     parser.add_argument("--profile", type=Path, help="cProfile the worker into this folder")
     args = parser.parse_args()
     series = args.services * len(METRICS)
@@ -293,7 +294,7 @@ def main() -> None:
     peaks: dict[int, list[int]] = {low: [], high: []}
     for _ in range(args.repeat if args.memory_services != "0,0" else 0):
         for services in (low, high):
-            run = measure(args, args.memory_points, 2, None, services)[0]
+            run = measure(args, args.memory_points, args.memory_rounds, None, services)[0]
             peaks[services].append(run.peak)
     print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
           f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
