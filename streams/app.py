@@ -31,6 +31,7 @@ from streams.loop_stage import install_loop
 log = logging.getLogger("perfloop.worker")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
+STREAM_BUFFER = 128  # events an agent's stream holds ahead of it, per partition
 
 
 @dataclass
@@ -62,6 +63,8 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         broker_heartbeat_interval=config.worker.heartbeat_interval_s,
         key_serializer="raw",
         value_serializer="raw",
+        # windows are large (a service's series with their samples): prefetch few of them
+        stream_buffer_maxsize=STREAM_BUFFER,
     )
 
     def topic(*topic_names: str) -> Any:

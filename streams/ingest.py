@@ -173,7 +173,7 @@ class Ingest:
             ]
             count = 0
             for partition, records in mine:
-                self._apply(partition, records, now)
+                await self._apply(partition, records, now)
                 self._due.setdefault(partition, clock + self.interval)
                 count += len(records)
             if clock >= self._next_idle:
@@ -186,14 +186,16 @@ class Ingest:
                 await self._checkpoint(due)
             return count
 
-    def _apply(self, partition: int, records: list[Any], now: float) -> None:
+    async def _apply(self, partition: int, records: list[Any], now: float) -> None:
         """Apply a partition's records in slices of about ``CHUNK_BYTES`` of values (what a
-        slice decodes to is transient memory); queue what they produce."""
+        slice decodes to is transient memory); what each slice produces goes to the producer
+        before the next, so closed windows never pile up (a slice can close thousands)."""
         dlq = self.config.topics.names.dlq
         for chunk in _chunks(records, CHUNK_BYTES):
             out = self.stage.process(partition, chunk, now, emit=self._queue_window)
             for d in out.dead_letters:
                 self._queued.append((dlq, base64_key(d.key_b64), _json(d)))
+            await self._send_queued()
 
     def _queue_window(self, window: WindowAggregate) -> None:
         """Serialize a window as soon as it closes (its objects are let go at once)."""
