@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from pydantic import TypeAdapter
 
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
 from streams.detect import Detector
 from streams.diagnose_stage import install_diagnose
+from streams.history import History
+from streams.history import decode as decode_history
 from streams.ingest import Ingest
 from streams.loop_stage import install_loop
 
@@ -137,25 +138,18 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
 
 
 class _ServiceState:
-    """One service's detector and recent windows, as stored in the detect-state table.
-
-    The history is one JSON array of the recent windows (their samples left out), kept as the
-    very bytes object the table holds, with the length of each window's text: a new window
-    is appended, and the oldest cut off, without parsing anything.
+    """One service's detector and recent windows (:class:`~streams.history.History`), as
+    stored in the detect-state table; the history is the very bytes object the table holds.
 
     >>> from schemas.config import PerfloopConfig
-    >>> state = _ServiceState.load(None, b'[{"start":1.0,"series":[]}]', PerfloopConfig())
-    >>> state.dump_history()
-    b'[{"start":1.0,"series":[]}]'
+    >>> state = _ServiceState.load(None, None, PerfloopConfig())
+    >>> state.dump_history(), state.windows()
+    (b'H\\x01', [])
     """
 
-    def __init__(
-        self, detector: Detector, history: bytes, sizes: list[int], latest: float | None
-    ) -> None:
+    def __init__(self, detector: Detector, history: History) -> None:
         self.detector = detector
         self.history = history
-        self.sizes = sizes  # the length of each window's JSON text in ``history``
-        self.latest = latest  # the start of the newest window in the history
 
     @classmethod
     def load(
@@ -166,43 +160,20 @@ class _ServiceState:
             if detector
             else Detector(config.detection)
         )
-        windows = json.loads(history) if history else []
-        latest = windows[-1]["start"] if windows else None
-        parts = [_compact(w) for w in windows]
-        return cls(det, b"[" + b",".join(parts) + b"]", [len(p) for p in parts], latest)
+        return cls(det, History.load(history))
 
     def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
         events = self.detector.observe(window)
-        if self.latest is None or window.start > self.latest:
-            slim = window.model_dump(mode="json")
-            for series in slim["series"]:
-                del series["sample"]
-                if not series["labels"]:
-                    del series["labels"]
-            self._append(_compact(slim), keep)
-            self.latest = window.start
+        latest = self.history.latest
+        if latest is None or window.start > latest:
+            self.history.append(window, keep)
         return [e for e in events if isinstance(e, Breach)]
-
-    def _append(self, window: bytes, keep: int) -> None:
-        body, sizes = self.history[1:-1], self.sizes
-        drop = len(sizes) + 1 - keep
-        if drop > 0:  # the oldest windows, each with the comma after it
-            body, sizes = body[sum(sizes[:drop]) + drop :], sizes[drop:]
-        self.history = b"[" + body + (b"," if body else b"") + window + b"]"
-        self.sizes = [*sizes, len(window)]
 
     def dump_detector(self) -> bytes:
         return json.dumps(self.detector.to_json(), separators=(",", ":")).encode()
 
     def dump_history(self) -> bytes:
-        return self.history
+        return self.history.blob
 
     def windows(self) -> list[WindowAggregate]:
-        return _WINDOWS.validate_json(self.history)
-
-
-_WINDOWS = TypeAdapter(list[WindowAggregate])
-
-
-def _compact(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+        return decode_history(self.history.blob)

@@ -1,0 +1,149 @@
+"""A service's recent windows in a compact binary form: the history detection keeps.
+
+The detect stage keeps each service's last few windows (``windows.history_windows``) for the
+diagnose stage, in a table held in memory, so their size counts per series. A window is one
+record: a small JSON header (window id, service, start, end, and each series' metric and
+labels), then the series' aggregates as little-endian float64, nine a series (:data:`FIELDS`);
+the samples are left out. That is about 100 bytes a series, half of the window's JSON.
+
+A history is :data:`MAGIC` and its records, oldest first, each prefixed by its length and its
+header's length (two little-endian uint32). :class:`History` appends a window and drops the
+oldest by slicing bytes, without decoding anything; :func:`decode` gives the windows back
+(and also reads the older form, a JSON array of windows).
+
+>>> from schemas.messages import SeriesAggregate
+>>> def window(start):
+...     s = SeriesAggregate(metric="latency_ms", count=2, sum=3.0, min=1.0, max=2.0, mean=1.5,
+...                         last=2.0, p50=1.0, p95=2.0, p99=2.0, sample=[1.0, 2.0])
+...     return WindowAggregate(window_id=f"api:{start}", service="api", start=start,
+...                            end=start + 10, series=[s])
+>>> h = History.load(None)
+>>> for start in (0.0, 10.0, 20.0):
+...     h.append(window(start), keep=2)
+>>> [(w.start, w.series[0].p95, w.series[0].sample) for w in decode(h.blob)]
+[(10.0, 2.0, []), (20.0, 2.0, [])]
+>>> History.load(h.blob).latest
+20.0
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from schemas.messages import WindowAggregate
+
+MAGIC = b"H\x01"
+FIELDS = ("count", "sum", "min", "max", "mean", "last", "p50", "p95", "p99")
+_PREFIX = struct.Struct("<II")  # the record's length after the prefix, its header's length
+
+
+def encode(window: WindowAggregate) -> bytes:
+    """One window as a record (its prefix included)."""
+    series = window.series
+    head = json.dumps(
+        [
+            window.window_id,
+            window.service,
+            window.start,
+            window.end,
+            [[s.metric, s.labels] if s.labels else s.metric for s in series],
+        ],
+        separators=(",", ":"),
+    ).encode()
+    data = np.array([[getattr(s, name) for name in FIELDS] for s in series], dtype="<f8").tobytes()
+    return _PREFIX.pack(len(head) + len(data), len(head)) + head + data
+
+
+def _records(blob: bytes) -> list[tuple[int, int]]:
+    """The (offset, size with prefix) of each record of a binary history."""
+    out = []
+    at = len(MAGIC)
+    while at < len(blob):
+        if at + _PREFIX.size > len(blob):
+            raise ValueError(f"history: {len(blob) - at} bytes at the end are not a record")
+        size, _ = _PREFIX.unpack_from(blob, at)
+        out.append((at, _PREFIX.size + size))
+        at += _PREFIX.size + size
+    if at != len(blob):
+        raise ValueError(f"history: a record runs {at - len(blob)} bytes past the end")
+    return out
+
+
+def _head(blob: bytes, at: int) -> list[Any]:
+    """The header of the record at ``at``: [window id, service, start, end, names]."""
+    _, head_size = _PREFIX.unpack_from(blob, at)
+    start = at + _PREFIX.size
+    head: list[Any] = json.loads(blob[start : start + head_size])
+    return head
+
+
+def decode(blob: bytes | None) -> list[WindowAggregate]:
+    """The windows of a history, oldest first (samples empty)."""
+    if not blob:
+        return []
+    if not blob.startswith(MAGIC):  # the older form: a JSON array of windows
+        return [WindowAggregate.model_validate(w) for w in json.loads(blob)]
+    windows = []
+    for at, size in _records(blob):
+        window_id, service, start, end, names = _head(blob, at)
+        _, head_size = _PREFIX.unpack_from(blob, at)
+        begin = at + _PREFIX.size + head_size
+        values = np.frombuffer(blob[begin : at + size], dtype="<f8").reshape(-1, len(FIELDS))
+        series = []
+        for name, row in zip(names, values.tolist(), strict=True):
+            metric, labels = (name, {}) if isinstance(name, str) else name
+            aggregates = dict(zip(FIELDS, row, strict=True))
+            aggregates["count"] = int(aggregates["count"])
+            series.append({"metric": metric, "labels": labels, **aggregates})
+        windows.append(
+            WindowAggregate.model_validate(
+                {
+                    "window_id": window_id,
+                    "service": service,
+                    "start": start,
+                    "end": end,
+                    "series": series,
+                }  # fmt: skip
+            )
+        )
+    return windows
+
+
+class History:
+    """A service's recent windows as one bytes object (the one its table holds)."""
+
+    __slots__ = ("blob", "sizes", "latest")
+
+    def __init__(self, blob: bytes, sizes: list[int], latest: float | None) -> None:
+        self.blob = blob
+        self.sizes = sizes  # each record's size, its prefix included
+        self.latest = latest  # the start of the newest window
+
+    @classmethod
+    def load(cls, blob: bytes | None) -> History:
+        """The history a table held (either form), or an empty one."""
+        if not blob:
+            return cls(MAGIC, [], None)
+        if not blob.startswith(MAGIC):
+            windows = decode(blob)
+            encoded = [encode(w) for w in windows]
+            latest = windows[-1].start if windows else None
+            return cls(MAGIC + b"".join(encoded), [len(r) for r in encoded], latest)
+        records = _records(blob)
+        latest = float(_head(blob, records[-1][0])[2]) if records else None
+        return cls(blob, [size for _, size in records], latest)
+
+    def append(self, window: WindowAggregate, keep: int) -> None:
+        """Add ``window`` as the newest, keeping the last ``keep`` windows."""
+        record = encode(window)
+        body, sizes = self.blob[len(MAGIC) :], self.sizes
+        drop = len(sizes) + 1 - keep
+        if drop > 0:
+            body, sizes = body[sum(sizes[:drop]) :], sizes[drop:]
+        self.blob = MAGIC + body + record
+        self.sizes = [*sizes, len(record)]
+        self.latest = window.start

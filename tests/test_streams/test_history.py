@@ -1,0 +1,76 @@
+"""The detect stage's per-service window history: compact, exact, and bounded."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from schemas.messages import SeriesAggregate, WindowAggregate
+from streams.history import History, decode, encode
+
+T0 = 1_760_000_000.0
+
+
+def window(start: float, seed: int) -> WindowAggregate:
+    rng = np.random.default_rng(seed)
+    series = []
+    for metric, labels in (("latency_ms", {}), ("cache_hits", {"tier": "l1"}), ("cpu_util", {})):
+        values = rng.lognormal(3, 1, 50)
+        series.append(
+            SeriesAggregate(
+                metric=metric, labels=labels, count=values.size, sum=float(values.sum()),
+                min=float(values.min()), max=float(values.max()), mean=float(values.mean()),
+                last=float(values[-1]), p50=float(np.median(values)),
+                p95=float(np.percentile(values, 95)), p99=float(np.percentile(values, 99)),
+                sample=values[:8].tolist(),
+            )
+        )  # fmt: skip
+    return WindowAggregate(
+        window_id=f"api:{round(start * 1000)}", service="api", start=start, end=start + 10,
+        series=series,
+    )  # fmt: skip
+
+
+def without_samples(w: WindowAggregate) -> dict[str, object]:
+    data = w.model_dump()
+    for s in data["series"]:
+        s["sample"] = []
+    return data
+
+
+def test_windows_come_back_exactly_without_their_samples() -> None:
+    history = History.load(None)
+    windows = [window(T0 + 10 * i, i) for i in range(4)]
+    for w in windows:
+        history.append(w, keep=6)
+    back = decode(History.load(history.blob).blob)
+    assert [b.model_dump() for b in back] == [without_samples(w) for w in windows]
+    assert History.load(history.blob).latest == windows[-1].start
+
+
+def test_only_the_last_windows_are_kept_and_the_size_stays_small() -> None:
+    history = History.load(None)
+    for i in range(20):
+        history.append(window(T0 + 10 * i, i), keep=6)
+    assert [w.start for w in decode(history.blob)] == [T0 + 10 * i for i in range(14, 20)]
+    as_json = sum(len(window(T0, i).model_dump_json(exclude={"series": {"__all__": {"sample"}}}))
+                  for i in range(6))  # fmt: skip
+    assert len(history.blob) < 0.7 * as_json
+
+
+def test_the_older_json_form_still_loads_and_continues() -> None:
+    old = [without_samples(window(T0 + 10 * i, i)) for i in range(3)]
+    history = History.load(json.dumps(old).encode())
+    history.append(window(T0 + 30, 3), keep=3)
+    assert [w.start for w in decode(history.blob)] == [T0 + 10, T0 + 20, T0 + 30]
+    assert decode(json.dumps(old).encode())[0].model_dump() == old[0]
+
+
+def test_a_truncated_history_is_an_error_that_says_so() -> None:
+    blob = History.load(None).blob + encode(window(T0, 1))
+    with pytest.raises(ValueError, match="history: a record runs 5 bytes past the end"):
+        History.load(blob[:-5])
+    with pytest.raises(ValueError, match="history: 3 bytes at the end are not a record"):
+        History.load(blob + b"abc")
