@@ -14,10 +14,12 @@ topics, then measures:
   bound on the state per series: it also holds the fetch and batch buffers, whose size does not
   grow with the number of series;
 - the marginal RSS per series: columnar batches of ``--memory-points`` points for two
-  service counts (``--memory-services``, default 500 and 2,000: 8,000 and 32,000 series);
-  the difference of the two peak RSS divided by the difference of the series counts is what
-  one more active series costs, free of the fixed buffers. The counts are far apart so that
-  the state outweighs the run-to-run noise of transient buffers (several MB).
+  service counts (``--memory-services``, default 500 and 2,000: 8,000 and 32,000 series),
+  ``--memory-rounds`` windows each (default 8: more than the 6 windows of history that
+  detection keeps per service, so the worker is in its steady state); the difference of the
+  two peak RSS divided by the difference of the series counts is what one more active series
+  costs, free of the fixed buffers. The counts are far apart so that the state outweighs the
+  run-to-run noise of transient buffers (several MB).
 
 ``--repeat N`` runs every measurement N times on fresh topics and prints medians (with the
 range); ``--profile DIR`` runs the worker under cProfile and writes ``DIR/<case>.prof``.
@@ -267,7 +269,7 @@ def main() -> None:
     parser.add_argument("--cases", default="columnar,single", help="comma-separated")
     parser.add_argument("--memory-services", default="500,2000", help="two counts; 0,0: none")
     parser.add_argument("--memory-points", type=int, default=100, help="points per message")
-    parser.add_argument("--memory-rounds", type=int, default=2, help="windows per series")
+    parser.add_argument("--memory-rounds", type=int, default=8, help="windows per series")
     parser.add_argument("--profile", type=Path, help="cProfile the worker into this folder")
     args = parser.parse_args()
     series = args.services * len(METRICS)
@@ -312,7 +314,8 @@ def main() -> None:
         few, many = low * len(METRICS), high * len(METRICS)
         grew = _median([float(p) for p in peaks[high]]) - _median([float(p) for p in peaks[low]])
         print(
-            f"marginal RSS per active series ({args.memory_points} pts/msg): peak RSS at "
+            f"marginal RSS per active series ({args.memory_points} pts/msg, "
+            f"{args.memory_rounds} windows): peak RSS at "
             f"{many:,} series minus at {few:,} ({grew / 2**20:,.0f} MB), over {many - few:,}: "
             f"{grew / (many - few):,.0f} B"
         )
