@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from actions.kafka_clients import KafkaConsumer
+from actions.kafka_clients import KafkaConsumer, TopicPartition
 
 SECRET = "test-secret-0123456789abcdef"
 PROBE = str(Path(__file__).with_name("argv_probe.py"))
@@ -40,15 +40,18 @@ class ResultReader:
         )
         return self.results
 
-    def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
-        """Collect anything else that arrives within ``seconds`` (to prove nothing more does)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for records in self.consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    self.results.append(json.loads(record.value))
-                    self.keys.append(record.key)
-        return self.results
+    def on_topic(self, timeout_s: float = 15.0) -> int:
+        """How many results the topic holds now (from its offsets, not from reading it)."""
+        deadline = time.monotonic() + timeout_s
+        ids = self.consumer.partitions_for_topic(self.topic)
+        while not ids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            ids = self.consumer.partitions_for_topic(self.topic)
+        assert ids, f"waited {timeout_s:g}s for the partitions of {self.topic}"
+        parts = [TopicPartition(self.topic, p) for p in sorted(ids)]
+        ends = self.consumer.end_offsets(parts)
+        starts = self.consumer.beginning_offsets(parts)
+        return sum(ends[tp] - starts[tp] for tp in parts)
 
     def by_id(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

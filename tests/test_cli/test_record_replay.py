@@ -54,6 +54,25 @@ def write_recording(path: Path, topic: str, messages: list[tuple[int, bytes]]) -
     return path
 
 
+def recorded_so_far(path: Path) -> int:
+    """How many messages the synced part of a recording still being written holds."""
+    try:
+        with RecordingReader(path) as reader:
+            return sum(1 for _, m in reader if isinstance(m, RecordedMessage))
+    except (OSError, RecordingError):  # not created yet, or no header synced yet
+        return 0
+
+
+def wait_for_recorded(path: Path, count: int, timeout_s: float) -> int:
+    """Wait until the synced part of ``path`` holds ``count`` messages; return how many."""
+    deadline = time.monotonic() + timeout_s
+    found = recorded_so_far(path)
+    while found < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = recorded_so_far(path)
+    return found
+
+
 # -- the format, without a broker ----------------------------------------------------------
 
 
@@ -152,11 +171,9 @@ def test_record_from_a_time_and_stop_on_sigterm(broker: str, unique: str, tmp_pa
         [sys.executable, "-m", "perfloop.cli", "record", topic, "-o", str(out), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
-        time.sleep(0.1)
-    assert out.exists(), "waited 20 s for the recorder to open its file"
-    time.sleep(0.5)
+    # the recorder syncs its file every few seconds: signal once all 10 are readable in it
+    recorded = wait_for_recorded(out, 10, timeout_s=30.0)
+    assert recorded == 10, f"waited 30 s for 10 messages in {out.name}, found {recorded}"
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
