@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from worker_support import partitions_of, wait_committed
 
 from actions.executor import start_in_thread
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig, TopicNames
+from streams.ingest import ingest_group
 
 SECRET = "loop-e2e-secret-0123456789abcdef"
 
@@ -92,8 +94,44 @@ class TopicReader:
                 return
         raise AssertionError(f"waited {timeout_s:g}s for {what}\n{context()}")
 
+    def read_to_end(self, timeout_s: float = 30.0) -> None:
+        """Read on up to the end offsets every topic has now."""
+        deadline = time.monotonic() + timeout_s
+        parts = [tp for topic in self.seen for tp in partitions_of(self.consumer, topic, timeout_s)]
+        ends = self.consumer.end_offsets(parts)
+        while True:
+            self.poll()
+            if set(parts) <= self.consumer.assignment() and all(
+                self.consumer.position(tp) >= ends[tp] for tp in parts
+            ):
+                return
+            if time.monotonic() > deadline:
+                behind = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in parts}
+                raise AssertionError(
+                    f"waited {timeout_s:g}s to read up to the end offsets {behind}"
+                )
+
     def close(self) -> None:
         self.consumer.close()
+
+
+def wait_loop_caught_up(config: PerfloopConfig, timeout_s: float = 60.0) -> None:
+    """Wait until the worker has handled every record produced so far, stage by stage in
+    pipeline order: metrics give windows, windows give breaches, breaches give diagnoses, and
+    the loop reads windows, breaches, diagnoses and action results.
+
+    Each group commits a record only once what it caused is on the broker, so when all are
+    committed up to the end offsets, the incidents, commands, verdicts and labels are out."""
+    names, bootstrap, group = config.topics.names, config.broker.bootstrap, config.worker.app_id
+    wait_committed(
+        bootstrap, ingest_group(config), names.metrics, "the ingest to handle every metric",
+        timeout_s,
+    )  # fmt: skip
+    for role in ("windows", "breaches", "diagnoses", "action_results"):
+        wait_committed(
+            bootstrap, group, getattr(names, role), f"the worker to handle every record of {role}",
+            timeout_s,
+        )  # fmt: skip
 
 
 class TestService:

@@ -41,6 +41,8 @@ def test_kafka_python_produces_and_aiokafka_consumes(broker: str, topics: TopicN
         await consumer.start()
         try:
             record = await asyncio.wait_for(consumer.getone(), timeout=20)
+        except TimeoutError:
+            raise AssertionError(f"waited 20s for the point on {topics.metrics}") from None
         finally:
             await consumer.stop()
         assert record.key == b"checkout"

@@ -19,6 +19,7 @@ from loop_support import Worker
 from models.synthetic import synthetic_history
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.messages import Diagnosis, Label, WindowAggregate
+from streams.diagnose_stage import MODEL_FILE
 
 pytestmark = pytest.mark.broker
 
@@ -91,6 +92,15 @@ class DiagnosisReader:
         )
 
 
+def wait_for_file(path: Path, what: str, log: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise AssertionError(f"waited {timeout_s:g}s for {what} ({path})\n{tail}")
+        time.sleep(0.1)
+
+
 def test_breaches_become_diagnoses_labels_teach_and_kill9_keeps_the_models(
     broker: str, config: PerfloopConfig, topics: TopicNames, worker: Worker, tmp_path: Path
 ) -> None:
@@ -123,7 +133,8 @@ def test_breaches_become_diagnoses_labels_teach_and_kill9_keeps_the_models(
     )
     producer.send(topics.labels, key=b"svc-a", value=label.model_dump_json().encode())
     producer.flush(10)
-    time.sleep(3)  # the label agent learns asynchronously
+    # the label agent learns asynchronously; it writes the models file after each label
+    wait_for_file(Path(config.worker.state_dir) / "models" / MODEL_FILE, "the learned label", log)
     send_windows(producer, topics.windows, same_history("svc-b"))
     second = reader.wait_for("svc-b", 60, log)
     assert second.features == first.features, "the test meant to send identical features"

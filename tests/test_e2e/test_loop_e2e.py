@@ -4,6 +4,7 @@ action, and resolves or escalates."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,13 @@ from loop_support import LoopRun, TestService, TopicReader
 from schemas.config import PerfloopConfig, TopicNames
 
 pytestmark = pytest.mark.broker
+
+
+def wait_verdicts(run: LoopRun, service: str, count: int, timeout_s: float = 30.0) -> None:
+    run.reader.wait(
+        f"{count} verdicts of {service}", lambda: len(run.verdicts(service)) >= count, timeout_s,
+        lambda: f"verdicts: {run.verdicts(service)}\n{run.worker.tail()}",
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -47,10 +55,12 @@ def test_resolve_next_remedy_escalate_noise_and_no_data(
         assert diag["reason"].startswith("cause cache")
         acting = run.transitions("svc-resolved")[2]
         assert "cache/reduce_ttl" in acting["reason"]
+        wait_verdicts(run, "svc-resolved", 1)  # on a topic of its own: it may come later
         assert run.verdicts("svc-resolved") == ["resolved"]
 
         # the first remedy does not help, the second does
         run.wait_state("svc-second", "resolved")
+        wait_verdicts(run, "svc-second", 2)
         assert run.verdicts("svc-second") == ["unchanged", "resolved"]
         cmds = [c for c in run.reader.seen[topics.actions] if c["service"] == "svc-second"]
         assert [(c["remedy"], c["attempt"]) for c in cmds] == [
@@ -101,9 +111,16 @@ def test_resolve_next_remedy_escalate_noise_and_no_data(
             dlq.close()
         assert "action_id" in from_results()[0]["reason"]
 
-        # every command ran exactly once, and the bandit learned from the verdicts
+        # every command ran exactly once, and the bandit learned from the verdicts (it is
+        # saved after the verdict is sent)
         assert all(n == 1 for n in Counter(run.handler.calls).values()), run.handler.calls
-        bandit = (Path(config.worker.state_dir) / "planner" / "bandit.json").read_text()
-        assert "increase_eviction" in bandit
+        bandit = Path(config.worker.state_dir) / "planner" / "bandit.json"
+        deadline = time.monotonic() + 30
+        while "increase_eviction" not in (bandit.read_text() if bandit.exists() else ""):
+            assert time.monotonic() < deadline, (
+                f"waited 30s for {bandit} to learn increase_eviction: "
+                f"{bandit.read_text() if bandit.exists() else 'no file'}"
+            )
+            time.sleep(0.2)
     finally:
         run.close()

@@ -29,6 +29,7 @@ from worker_support import (
     produce,
     recording,
     trailing_points,
+    wait_processed,
     with_group,
     worker_config,
 )
@@ -66,8 +67,9 @@ def _collect(broker: str, run: Run, rec: Recording, timeout_s: float) -> None:
             f"breaches {sorted(rec.breach_ids)}",
         )
         run.dead = readers[2].wait_until(lambda got: len(got) >= 2, "2 dead letters")
+        wait_processed(run.config)  # anything else the input produces is out by now
         for reader in readers:
-            reader.quiet_for(1.0)
+            reader.read_to_end()
     finally:
         for reader in readers:
             reader.close()
@@ -104,6 +106,7 @@ def runs(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         _collect(broker, out["fast"], rec, 60.0)
         _collect(broker, out["group"], rec, 60.0)
         paced.join(60)
+        assert not paced.is_alive(), "waited 60s for the paced feed to finish"
         _collect(broker, out["paced"], rec, 30.0)
         yield out
     finally:

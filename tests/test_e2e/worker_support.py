@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actions.kafka_clients import KafkaConsumer, KafkaProducer
+from actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
 from perfloop.toml_out import to_toml
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
+from streams.ingest import ingest_group
 
 PERFLOOP = str(Path(sys.executable).with_name("perfloop"))
 T0 = 1_760_000_000.0  # a fixed event time, so that recordings replay to the same window ids
@@ -254,14 +255,98 @@ class TopicReader:
         return self.values
 
     def quiet_for(self, seconds: float) -> list[dict[str, Any]]:
-        """Collect whatever else arrives within ``seconds`` (to show nothing more does)."""
+        """Collect whatever else arrives within ``seconds``: a look for unexpected extras where
+        no barrier exists, never a wait for expected messages."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.poll()
         return self.values
 
+    def read_to_end(self, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """Read on up to the end offsets the topic has now; return every message read."""
+        deadline = time.monotonic() + timeout_s
+        parts = partitions_of(self.consumer, self.topic, timeout_s)
+        ends = self.consumer.end_offsets(parts)
+        while True:
+            self.poll()
+            if set(parts) <= self.consumer.assignment() and all(
+                self.consumer.position(tp) >= ends[tp] for tp in parts
+            ):
+                return self.values
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"waited {timeout_s:g}s to read {self.topic} up to its end offsets "
+                    f"{_by_partition(ends)}; got {len(self.values)} messages"
+                )
+
     def close(self) -> None:
         self.consumer.close()
+
+
+def partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
+    deadline = time.monotonic() + timeout_s
+    while not (ids := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g}s for the partitions of {topic}")
+        time.sleep(0.1)
+    return [TopicPartition(topic, p) for p in sorted(ids)]
+
+
+def _by_partition(offsets: dict[TopicPartition, int]) -> dict[int, int]:
+    return {tp.partition: offset for tp, offset in sorted(offsets.items())}
+
+
+def wait_committed(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    what: str,
+    timeout_s: float = 60.0,
+    any_offset: bool = False,
+) -> None:
+    """Wait until ``group`` has committed every partition of ``topic`` up to the end offsets
+    the topic has at the call (it has processed every record on it by then), or with
+    ``any_offset`` until it has committed any offset of ``topic`` at all."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )  # never subscribes: it only reads the group's committed offsets
+    try:
+        deadline = time.monotonic() + timeout_s
+        parts = partitions_of(consumer, topic, timeout_s)
+        ends = consumer.end_offsets(parts)
+        while True:
+            done = {tp: consumer.committed(tp) or 0 for tp in parts}
+            if any_offset and any(done.values()):
+                return
+            if not any_offset and all(done[tp] >= ends[tp] for tp in parts):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"waited {timeout_s:g}s for {what}: group {group} has committed "
+                    f"{_by_partition(done)} of {topic}, whose end offsets are {_by_partition(ends)}"
+                )
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def wait_processed(config: PerfloopConfig, timeout_s: float = 60.0) -> None:
+    """Wait until the worker has handled every record produced to ``metrics`` so far.
+
+    The ingest commits a partition only once the windows and dead letters of its records are
+    on the broker, and the app's group commits a window only once the detector has sent its
+    breaches: when both groups have committed up to the end offsets, everything the input
+    produces on the windows, breaches and dead-letter topics is on the broker."""
+    names = config.topics.names
+    bootstrap = config.broker.bootstrap
+    wait_committed(
+        bootstrap, ingest_group(config), names.metrics, "the ingest to handle every metric "
+        "record (windows and dead letters sent)", timeout_s,
+    )  # fmt: skip
+    wait_committed(
+        bootstrap, config.worker.app_id, names.windows,
+        "the detector to handle every window (breaches sent)", timeout_s,
+    )  # fmt: skip
 
 
 def _short(values: list[dict[str, Any]]) -> str:
