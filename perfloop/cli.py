@@ -22,8 +22,14 @@ def cmd_kafka(args: argparse.Namespace) -> int:
         print(f"{verb}: {status.describe()}")
         return 0
     if args.action == "down":
-        stopped = broker.down()
-        print("stopped" if stopped else f"not running (run folder {broker.run_dir})")
+        stopped = broker.down(timeout_s=args.timeout)
+        if stopped is None:
+            print(f"not running (run folder {broker.run_dir})")
+        elif stopped == "killed":
+            print(f"stopped: killed after {args.timeout:g} s without a clean shutdown "
+                  "(its next start recovers every log; --timeout waits longer)")  # fmt: skip
+        else:
+            print("stopped")
         return 0
     status = broker.status()
     print(status.describe())
@@ -168,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--controller-port", type=int, default=9093)
     kafka.add_argument("--run-dir", default=None, help="logs, data and pid file")
-    kafka.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
+    kafka.add_argument(
+        "--timeout", type=float, default=90.0,
+        help="seconds to wait: for ready (up), for a clean shutdown before SIGKILL (down)",
+    )  # fmt: skip
     kafka.set_defaults(func=cmd_kafka)
 
     worker = sub.add_parser("worker", help="run every stream stage (a Faust worker)")

@@ -21,6 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"
@@ -283,32 +284,36 @@ class LocalKafka:
             tail = "(no log)"
         return f"{what}; the last lines of {self.log_file}:\n{tail}"
 
-    def down(self, timeout_s: float = 20.0) -> bool:
-        """Stop the broker this run folder started; False when none was running."""
+    def down(self, timeout_s: float = 90.0) -> Literal["clean", "killed"] | None:
+        """Stop the broker this run folder started: ``"clean"`` when it shut down within
+        ``timeout_s`` of SIGTERM, ``"killed"`` when it took SIGKILL after that, ``None``
+        when none was running. A broker holding many partitions needs a while to shut down
+        cleanly, and after a kill its next start recovers every log."""
         pid = self._recorded_pid()
         self.pid_file.unlink(missing_ok=True)
         if pid is None:
-            return False
-        self._stop_pid(pid, timeout_s)
-        return True
+            return None
+        return "clean" if self._stop_pid(pid, timeout_s) else "killed"
 
     @staticmethod
-    def _stop_pid(pid: int, timeout_s: float = 20.0) -> None:
+    def _stop_pid(pid: int, timeout_s: float = 20.0) -> bool:
+        """SIGTERM, then SIGKILL after ``timeout_s``; True when SIGTERM was enough."""
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            return True
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
                 _reap(pid)
-                return
+                return True
             time.sleep(0.2)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
-            pass
+            return True
         _reap(pid)
+        return False
 
     def java_tool(self, main_class: str, *args: str) -> list[str]:
         """An argv running one of Kafka's own tools (e.g. the console producer)."""

@@ -38,12 +38,19 @@ def test_up_status_down_twice(tmp_path: Path) -> None:
     where = ["--port", "29192", "--controller-port", "29193", "--run-dir", str(run_dir)]
     try:
         up_down_round(where, run_dir, 1)
-        up_down_round(where, run_dir, 2)
+        # no time for a clean shutdown: down escalates to SIGKILL and says so
+        up_down_round(where, run_dir, 2, down_args=("--timeout", "0"), clean=False)
     finally:
         LocalKafka(port=29192, controller_port=29193, run_dir=run_dir).down()
 
 
-def up_down_round(where: list[str], run_dir: Path, round_: int) -> None:
+def up_down_round(
+    where: list[str],
+    run_dir: Path,
+    round_: int,
+    down_args: tuple[str, ...] = (),
+    clean: bool = True,
+) -> None:
     up = perfloop("kafka", "up", *where)
     assert up.returncode == 0, f"round {round_}: up failed:\n{up.stdout}{up.stderr}"
     assert "started" in up.stdout and "127.0.0.1:29192" in up.stdout
@@ -52,8 +59,12 @@ def up_down_round(where: list[str], run_dir: Path, round_: int) -> None:
     assert len(java_brokers(run_dir)) == 1, "a second up started a second broker"
     status = perfloop("kafka", "status", *where)
     assert status.returncode == 0 and "is up at 127.0.0.1:29192" in status.stdout
-    down = perfloop("kafka", "down", *where)
-    assert down.returncode == 0 and "stopped" in down.stdout
+    down = perfloop("kafka", "down", *where, *down_args)
+    assert down.returncode == 0, down.stdout + down.stderr
+    if clean:
+        assert down.stdout.strip() == "stopped"
+    else:
+        assert down.stdout.startswith("stopped: killed after 0 s without a clean shutdown")
     assert java_brokers(run_dir) == [], "down left the broker running"
     status = perfloop("kafka", "status", *where)
     assert status.returncode == 3 and "not running" in status.stdout
