@@ -52,14 +52,11 @@ _FIXED = (
 )
 
 
-def _split_sum(total: int) -> tuple[int, int, bytes]:
-    if total == 0:
-        return 0, 0, b""
-    magnitude = -total if total < 0 else total
-    shift = (magnitude & -magnitude).bit_length() - 1
-    mantissa = magnitude >> shift
+def _split_sum(cell: WindowCell) -> tuple[int, int, bytes]:
+    m, shift = cell.sum_parts()
+    mantissa = -m if m < 0 else m
     size = (mantissa.bit_length() + 7) // 8
-    return shift, -size if total < 0 else size, mantissa.to_bytes(size, "little")
+    return shift, -size if m < 0 else size, mantissa.to_bytes(size, "little")
 
 
 def encode_cells(cells: Iterable[tuple[int, int, WindowCell]]) -> bytes:
@@ -70,7 +67,7 @@ def encode_cells(cells: Iterable[tuple[int, int, WindowCell]]) -> bytes:
     buckets: list[npt.NDArray[np.int64]] = []
     max_buckets = DEFAULT_MAX_BUCKETS
     for wi, sid, cell in cells:
-        shift, size, mantissa = _split_sum(cell.exact_sum)
+        shift, size, mantissa = _split_sum(cell)
         zero, pos_lo, pos, neg_lo, neg = cell.sketch.state()
         max_buckets = cell.sketch.max_buckets
         fixed.append(

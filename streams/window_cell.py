@@ -199,6 +199,14 @@ class WindowCell:
         """The sum of the values in units of 2**-1074, exactly."""
         return self.sum_m << (EXACT_SHIFT - self.sum_scale) if self.sum_m else 0
 
+    def sum_parts(self) -> tuple[int, int]:
+        """``(m, shift)`` with ``m`` odd (or both 0) and ``exact_sum == m << shift``."""
+        m = self.sum_m
+        if not m:
+            return 0, 0
+        zeros = (m & -m).bit_length() - 1
+        return m >> zeros, EXACT_SHIFT - self.sum_scale + zeros
+
     def _add_scaled(self, m: int, scale: int) -> None:
         """Add ``m / 2**scale`` to the exact sum."""
         own = self.sum_scale
@@ -274,7 +282,8 @@ class WindowCell:
         ``keys`` are the values' sketch keys when the caller computed them and every value is
         positive; otherwise the sketch computes them.
         """
-        seen = self._fold(count, total, low, high, last, last_ts)
+        self._add_exact(total)
+        seen = self._fold(count, low, high, last, last_ts)
         if keys is not None and low > 0.0:
             self.sketch.add_positive_keys(keys)
         else:
@@ -286,7 +295,7 @@ class WindowCell:
         """Fold in one point: ``add_summary`` of a group of one, in plain Python. The value is
         ``m << shift`` units of 2**-1074 (:func:`exact_parts`) and ``key`` is the sketch key
         of its magnitude."""
-        seen = self._fold(1, 0, value, value, value, ts)
+        seen = self._fold(1, value, value, value, ts)
         if m:
             self._add_scaled(m, EXACT_SHIFT - shift)
         self.sketch.add_one(value, key)
@@ -307,7 +316,8 @@ class WindowCell:
     ) -> None:
         """``add_summary`` for a small group given as Python lists (``keys`` as in
         :meth:`add_point`): cheaper than numpy on a few values."""
-        seen = self._fold(count, total, low, high, last, last_ts)
+        self._add_exact(total)
+        seen = self._fold(count, low, high, last, last_ts)
         add_one = self.sketch.add_one
         for value, key in zip(values, keys, strict=True):
             add_one(value, key)
@@ -316,13 +326,11 @@ class WindowCell:
                 self._sample_one(value, seen, k)
                 seen += 1
 
-    def _fold(
-        self, count: int, total: int, low: float, high: float, last: float, last_ts: float
-    ) -> int:
-        """Fold a group's summary into the scalar aggregates; return the count before it."""
+    def _fold(self, count: int, low: float, high: float, last: float, last_ts: float) -> int:
+        """Fold a group's count, min, max and last into the cell (its sum is the caller's to
+        add); return the count before it."""
         seen = self.count
         self.count = seen + count
-        self._add_exact(total)
         if low < self.min:
             self.min = low
         if high > self.max:
