@@ -36,21 +36,14 @@ def read_records(
     got: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:
-        partitions: list[TopicPartition] = []
-        while not partitions and time.monotonic() < deadline:
-            ids = consumer.partitions_for_topic(topic) or set()
-            partitions = [TopicPartition(topic, p) for p in sorted(ids)]
-            if not partitions:
-                time.sleep(0.1)
+        partitions = partitions_of(consumer, topic, timeout_s)
         consumer.assign(partitions)
-        while partitions and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             got.extend(consumer)
             if count is not None and len(got) >= count:
                 break
-            if count is None and got:
-                ends = consumer.end_offsets(partitions)
-                if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-                    break
+            if count is None and got and at_ends(consumer, consumer.end_offsets(partitions)):
+                break
     finally:
         consumer.close()
     wanted = f"{count} records" if count is not None else "records"
@@ -58,3 +51,20 @@ def read_records(
         f"waited {timeout_s:g}s for {wanted} on {topic}, got {len(got)}"
     )
     return got
+
+
+def partitions_of(consumer: Any, topic: str, timeout_s: float) -> list[TopicPartition]:
+    """The partitions of ``topic``, once the consumer's metadata knows them."""
+    deadline = time.monotonic() + timeout_s
+    while not (ids := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g}s for the partitions of {topic}")
+        time.sleep(0.1)
+    return [TopicPartition(topic, p) for p in sorted(ids)]
+
+
+def at_ends(consumer: Any, ends: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer holds every partition of ``ends`` and has read up to its offset."""
+    return set(ends) <= consumer.assignment() and all(
+        consumer.position(tp) >= end for tp, end in ends.items()
+    )

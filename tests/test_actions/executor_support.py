@@ -9,7 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from actions.kafka_clients import KafkaConsumer, TopicPartition
+from kafka_helpers import partitions_of
+
+from actions.kafka_clients import KafkaConsumer
 
 SECRET = "test-secret-0123456789abcdef"
 PROBE = str(Path(__file__).with_name("argv_probe.py"))
@@ -42,13 +44,7 @@ class ResultReader:
 
     def on_topic(self, timeout_s: float = 15.0) -> int:
         """How many results the topic holds now (from its offsets, not from reading it)."""
-        deadline = time.monotonic() + timeout_s
-        ids = self.consumer.partitions_for_topic(self.topic)
-        while not ids and time.monotonic() < deadline:
-            time.sleep(0.1)
-            ids = self.consumer.partitions_for_topic(self.topic)
-        assert ids, f"waited {timeout_s:g}s for the partitions of {self.topic}"
-        parts = [TopicPartition(self.topic, p) for p in sorted(ids)]
+        parts = partitions_of(self.consumer, self.topic, timeout_s)
         ends = self.consumer.end_offsets(parts)
         starts = self.consumer.beginning_offsets(parts)
         return sum(ends[tp] - starts[tp] for tp in parts)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from worker_support import partitions_of, wait_committed
+from kafka_helpers import at_ends, partitions_of
+from worker_support import wait_committed
 
 from actions.executor import start_in_thread
 from actions.signing import Keyring
@@ -101,9 +102,7 @@ class TopicReader:
         ends = self.consumer.end_offsets(parts)
         while True:
             self.poll()
-            if set(parts) <= self.consumer.assignment() and all(
-                self.consumer.position(tp) >= ends[tp] for tp in parts
-            ):
+            if at_ends(self.consumer, ends):
                 return
             if time.monotonic() > deadline:
                 behind = {f"{tp.topic}[{tp.partition}]": ends[tp] for tp in parts}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafka_helpers import at_ends, partitions_of
+
 from actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
 from perfloop.toml_out import to_toml
 from schemas.config import PerfloopConfig, TopicNames
@@ -269,9 +271,7 @@ class TopicReader:
         ends = self.consumer.end_offsets(parts)
         while True:
             self.poll()
-            if set(parts) <= self.consumer.assignment() and all(
-                self.consumer.position(tp) >= ends[tp] for tp in parts
-            ):
+            if at_ends(self.consumer, ends):
                 return self.values
             if time.monotonic() > deadline:
                 raise AssertionError(
@@ -281,15 +281,6 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
-
-
-def partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout_s
-    while not (ids := consumer.partitions_for_topic(topic)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout_s:g}s for the partitions of {topic}")
-        time.sleep(0.1)
-    return [TopicPartition(topic, p) for p in sorted(ids)]
 
 
 def _by_partition(offsets: dict[TopicPartition, int]) -> dict[int, int]:
