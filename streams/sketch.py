@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import json
 import math
 from typing import Any
@@ -37,6 +38,7 @@ import numpy.typing as npt
 DEFAULT_ALPHA = 0.01
 DEFAULT_MAX_BUCKETS = 2048
 _ROOM = 8  # least spare buckets on each side when a store grows
+_SMALL = 64  # stores of at most this many buckets are summed up in plain Python
 _INT16_MAX = 2**15 - 1
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
@@ -74,6 +76,21 @@ class _Store:
                 key = floor
         self.counts[key - self.offset] += 1
         self.total += 1
+
+    def add_key_list(self, keys: list[int]) -> None:
+        """``add_keys`` of a few keys given as a list: the range is covered once, then each
+        key is counted in plain Python (cheaper than numpy's per-call overhead)."""
+        n = len(keys)
+        kmin, kmax = min(keys), max(keys)
+        if not (self.lo <= kmin and kmax <= self.hi and self.total + n <= self.limit):
+            floor = self._cover(kmin, kmax)
+            self._widen(n)
+            if kmin < floor:  # collapsed into the lowest kept bucket
+                keys = [key if key > floor else floor for key in keys]
+        counts, offset = self.counts, self.offset
+        for key in keys:
+            counts[key - offset] += 1
+        self.total += n
 
     def add_keys(self, keys: npt.NDArray[np.int64]) -> None:
         if keys.size == 0:
@@ -141,6 +158,9 @@ class _Store:
     def cumulative(self, reverse: bool) -> list[int]:
         """Running totals of the occupied counts, from the lowest key (or the highest)."""
         counts = self.occupied()
+        if counts.size <= _SMALL:  # a window's store, mostly: numpy's call costs more
+            items = counts.tolist()
+            return list(itertools.accumulate(reversed(items) if reverse else items))
         return np.cumsum(counts[::-1] if reverse else counts).tolist()
 
     def key_at(self, cumulative: list[int], rank: float, reverse: bool) -> int:
@@ -251,6 +271,17 @@ class QuantileSketch:
             self._negatives().add_key(key)
         else:
             self.zero_count += 1
+
+    def add_positive_key_list(self, keys: list[int]) -> None:
+        """Add a few positive values given by their :meth:`keys`, as a list.
+
+        >>> s, t = QuantileSketch(), QuantileSketch()
+        >>> s.add_positive_key_list([int(k) for k in s.keys(np.array([3.0, 7.5, 3.1]))])
+        >>> t.add([3.0, 7.5, 3.1])
+        >>> s.to_json() == t.to_json()
+        True
+        """
+        self._pos.add_key_list(keys)
 
     def add_positive_keys(self, keys: npt.NDArray[np.int64]) -> None:
         """Add positive values given by their :meth:`keys` (lets callers compute keys once)."""

@@ -318,10 +318,16 @@ class WindowCell:
         :meth:`add_point`): cheaper than numpy on a few values."""
         self._add_exact(total)
         seen = self._fold(count, low, high, last, last_ts)
-        add_one = self.sketch.add_one
-        for value, key in zip(values, keys, strict=True):
-            add_one(value, key)
+        if low > 0.0:
+            self.sketch.add_positive_key_list(keys)
+        else:
+            add_one = self.sketch.add_one
+            for value, key in zip(values, keys, strict=True):
+                add_one(value, key)
         if k > 0:
+            if len(self.sample) + count <= k:  # room for all: Algorithm R keeps them all
+                self.sample.extend(values)
+                return
             for value in values:
                 self._sample_one(value, seen, k)
                 seen += 1
