@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -337,16 +339,16 @@ def _chunks(records: list[Any], limit: int) -> Iterator[list[Any]]:
     >>> rs = [RawRecord(b"x" * n, None, 0, i) for i, n in enumerate([3, 3, 5, 1])]
     >>> [[r.offset for r in c] for c in _chunks(rs, 6)]
     [[0, 1], [2, 3]]
+    >>> [[r.offset for r in c] for c in _chunks(rs, 2)], [len(c) for c in _chunks(rs, 99)]
+    ([[0], [1], [2], [3]], [4])
     """
-    start, size = 0, 0
-    for i, record in enumerate(records):
-        n = len(record.value or b"")
-        if size + n > limit and i > start:
-            yield records[start:i]
-            start, size = i, 0
-        size += n
-    if start < len(records):
-        yield records[start:]
+    ends = list(itertools.accumulate(len(record.value or b"") for record in records))
+    start, n = 0, len(records)
+    while start < n:
+        below = ends[start - 1] if start else 0  # the bytes before this slice
+        stop = max(bisect.bisect_right(ends, below + limit, lo=start), start + 1)
+        yield records[start:stop]
+        start = stop
 
 
 def _json(message: WindowAggregate | DeadLetter) -> bytes:

@@ -146,7 +146,11 @@ class WindowStage:
         With ``emit``, closed windows go to it one by one as they are built, not into the
         output (see :meth:`PartitionWindows.update`)."""
         state = self._get(partition)
-        fresh = [r for r in records if r.offset > state.last_offset]
+        last = state.last_offset
+        if not records:
+            return StageOutput()
+        # offset order: the records already applied (before a restart) come first
+        fresh = records if records[0].offset > last else [r for r in records if r.offset > last]
         out = StageOutput(skipped=len(records) - len(fresh))
         if not fresh:
             return out
@@ -180,7 +184,7 @@ class WindowStage:
         counters.points += batch.points
         counters.windows += len(update.closed)
         out.windows = update.closed
-        state.last_offset = max(state.last_offset, max(r.offset for r in fresh))
+        state.last_offset = max(last, fresh[-1].offset)
         return out
 
     def advance_idle(
