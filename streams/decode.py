@@ -164,8 +164,8 @@ class MetricDecoder:
         self, objs: list[Any], max_ts: float, sources: list[tuple[int, int]]
     ) -> DecodedBatch | None:
         """The batch when every record is a good point of exactly ``service``, ``metric``,
-        ``value`` and ``ts`` with names seen before, checked column by column; None when any
-        is not (then the record-by-record path decides, and names the problems)."""
+        ``value`` and ``ts``, checked column by column (each distinct new name once); None
+        when any is not (then the record-by-record path decides, and names the problems)."""
         n = len(objs)
         if n < 2:
             return None
@@ -183,9 +183,15 @@ class MetricDecoder:
             or not set(map(type, ts_list)) <= _NUMBER_TYPES
             or set(map(type, services)) != {str}
             or set(map(type, metrics)) != {str}
-            or not good.issuperset(services)
-            or not good.issuperset(metrics)
         ):
+            return None
+        try:
+            limit = self.config.max_name_length
+            for field, names in (("service", services), ("metric", metrics)):
+                if not good.issuperset(names):
+                    for name in set(names) - good:
+                        self._name(field, name, limit)
+        except _Bad:
             return None
         try:
             values = np.asarray(value_list, dtype=np.float64)
