@@ -15,6 +15,7 @@ from schemas.messages import (
     Label,
     MetricBatch,
     MetricPoint,
+    SeriesAggregate,
 )
 
 NOW = time.time()
@@ -56,6 +57,16 @@ def test_wrong_types() -> None:
 def test_non_finite_numbers(bad: float) -> None:
     rejects(MetricPoint, {**POINT, "value": bad}, "value", "is not a finite number")
     rejects(MetricBatch, {**BATCH, "values": [1.0, bad]}, "values.1", "is not a finite number")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_window_aggregates(bad: float) -> None:
+    series = {"metric": "latency_ms", "count": 2, "sum": 3.0, "min": 1.0, "max": 2.0}
+    series |= {"mean": 1.5, "last": 2.0, "p50": 1.0, "p95": 2.0, "p99": 2.0, "sample": [1.0, 2.0]}
+    rejects(SeriesAggregate, {**series, "p95": bad}, "p95", f"input_value={bad!r}")
+    rejects(SeriesAggregate, {**series, "sample": [1.0, bad]}, "sample.1", "finite number")
+    raw = json.dumps({**series, "mean": bad})  # Python writes NaN and Infinity
+    rejects(SeriesAggregate, raw, "mean", "finite number")
 
 
 def test_nan_in_json_text() -> None:
