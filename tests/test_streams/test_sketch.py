@@ -47,6 +47,18 @@ def test_adding_in_chunks_equals_adding_at_once() -> None:
     assert whole.to_json() == parts.to_json()
 
 
+@pytest.mark.parametrize("max_buckets", [2048, 16])
+def test_adding_few_keys_at_a_time_equals_adding_at_once(max_buckets: int) -> None:
+    data = np.random.default_rng(5).lognormal(sigma=2.0, size=5_000)
+    whole, few = QuantileSketch(max_buckets=max_buckets), QuantileSketch(max_buckets=max_buckets)
+    whole.add(data)
+    keys = whole.keys(data).tolist()
+    for start in range(0, len(keys), 7):  # lists of 7 keys, as small window groups come
+        few.add_positive_key_list(keys[start : start + 7])
+    assert few.to_json() == whole.to_json()
+    assert max_buckets > 16 or len(few.state()[2]) == 16  # low buckets were collapsed
+
+
 def test_merge_equals_the_sketch_of_the_union() -> None:
     rng = np.random.default_rng(5)
     a_data, b_data = rng.lognormal(size=5000), rng.lognormal(mean=5, size=3000)
