@@ -28,6 +28,7 @@ from streams.history import History
 from streams.history import decode as decode_history
 from streams.ingest import Ingest
 from streams.loop_stage import install_loop
+from streams.recovery import TableManager
 
 log = logging.getLogger("perfloop.worker")
 
@@ -66,6 +67,8 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         value_serializer="raw",
         # windows are large (a service's series with their samples): prefetch few of them
         stream_buffer_maxsize=STREAM_BUFFER,
+        # recovery that loses no event read as it ends (see streams.recovery)
+        TableManager=TableManager,
     )
 
     def topic(*topic_names: str) -> Any:
