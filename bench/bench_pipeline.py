@@ -8,6 +8,8 @@ topics, then measures:
 - the bare rate: a plain aiokafka consumer reading the same topic (the ceiling);
 - the worker rate: ``perfloop worker`` from ready (startup excluded) until its last window is
   out, points per second through ingest, windows and detection;
+- the worker's CPU time per point (user + system, from ready to the last window): unlike the
+  rates, it barely moves when other processes share the machine;
 - the worker's peak RSS (VmHWM, the whole process: interpreter, torch, faust's buffers and the
   window state) and ``RSS/series``: that peak minus the RSS of the same worker when it reported
   ready (idle, before the first record), divided by the number of active series. It is an upper
@@ -141,6 +143,12 @@ def _status(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _toml(data: dict[str, object], prefix: str = "") -> str:
     plain = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
     lines = [f"[{prefix}]"] if prefix and plain else []
@@ -183,8 +191,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def worker_run(
     config: PerfloopConfig, folder: Path, windows: int, profile: Path | None = None
-) -> tuple[float, int, int]:
-    """(seconds from ready to the last window, peak RSS, RSS when ready) of one worker."""
+) -> tuple[float, float, int, int]:
+    """(seconds from ready to the last window, CPU seconds in that time, peak RSS, RSS when
+    ready) of one worker."""
     log = folder / "worker.log"
     if profile is None:  # what ``perfloop worker --config path`` runs
         proc = _start(config, folder, RUN_WORKER)
@@ -196,6 +205,7 @@ def worker_run(
     try:
         _wait_ready(proc, log)
         ready, base_rss = time.perf_counter(), _status(proc.pid, "VmRSS")
+        cpu_ready = cpu_last = _cpu_seconds(proc.pid)
         seen, last = 0, ready
         deadline = time.monotonic() + 900
         while seen < windows and time.monotonic() < deadline:
@@ -203,9 +213,10 @@ def worker_run(
             n = sum(len(v) for v in polled.values())
             if n:
                 seen, last = seen + n, time.perf_counter()
+                cpu_last = _cpu_seconds(proc.pid)
         if seen < windows:
             raise RuntimeError(f"waited 900s for {windows} windows, got {seen}")
-        return last - ready, _status(proc.pid, "VmHWM"), base_rss
+        return last - ready, cpu_last - cpu_ready, _status(proc.pid, "VmHWM"), base_rss
     finally:
         reader.close()
         _stop(proc)
@@ -228,6 +239,7 @@ class Run:
 
     bare: float  # points/s
     worker: float  # points/s
+    cpu: float  # worker CPU seconds per point
     peak: int  # bytes
     growth: int  # bytes over the idle worker
 
@@ -248,8 +260,8 @@ def measure(
     points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
     produce(args.broker, config.topics.names.metrics, values)
     bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
-    seconds, peak, base = worker_run(config, folder, services * rounds, profile)
-    run = Run(bare_msgs * points / len(values), points / seconds, peak, peak - base)
+    seconds, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
+    run = Run(bare_msgs * points / len(values), points / seconds, cpu / points, peak, peak - base)
     return run, points, len(values)
 
 
@@ -299,16 +311,19 @@ def main() -> None:
             run = measure(args, args.memory_points, args.memory_rounds, None, services)[0]
             peaks[services].append(run.peak)
     print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
-          f"{'worker pts/s':>24}{'ratio':>7}{'peak RSS':>10}{'RSS/series':>12}")  # fmt: skip
+          f"{'worker pts/s':>24}{'ratio':>7}{'CPU us/pt':>10}{'peak RSS':>10}"
+          f"{'RSS/series':>12}")  # fmt: skip
     for label, points, msgs, runs in rows.values():
         bare = _median([r.bare for r in runs])
         rates = [r.worker for r in runs]
         rate = _median(rates)
         spread = f"[{min(rates) / 1e3:,.0f}k-{max(rates) / 1e3:,.0f}k]" if len(runs) > 1 else ""
+        cpu = _median([r.cpu * 1e6 for r in runs])
         peak = _median([r.peak for r in runs])
         per_series = _median([r.growth / series for r in runs])
         line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{rate:>11,.0f} {spread:>12}"
-                f"{rate / bare:>7.0%}{peak / 2**20:>8.0f}MB{per_series:>10,.0f} B")  # fmt: skip
+                f"{rate / bare:>7.0%}{cpu:>10.2f}{peak / 2**20:>8.0f}MB"
+                f"{per_series:>10,.0f} B")  # fmt: skip
         print(line)
     if peaks[high]:
         few, many = low * len(METRICS), high * len(METRICS)
