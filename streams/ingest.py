@@ -112,7 +112,9 @@ class Ingest:
             bootstrap_servers=bootstrap,
             client_id=f"{worker.app_id}-ingest",
             acks="all",
-            linger_ms=5,
+            # no lingering: each checkpoint waits for its send, and for the windows sent
+            # before it; batches still form while a request is in flight
+            linger_ms=0,
             max_request_size=MAX_CHECKPOINT_BYTES + 65_536,
         )
         self._reader = AIOKafkaConsumer(
