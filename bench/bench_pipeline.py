@@ -9,7 +9,8 @@ topics, then measures:
 - the worker rate: ``perfloop worker`` from ready (startup excluded) until its last window is
   out, points per second through ingest, windows and detection;
 - the worker's CPU time per point (user + system, from ready to the last window): unlike the
-  rates, it barely moves when other processes share the machine;
+  rates, it does not count the time the worker waits for a core when other processes share
+  the machine (though they still slow each core down);
 - the worker's peak RSS (VmHWM, the whole process: interpreter, torch, faust's buffers and the
   window state) and ``RSS/series``: that peak minus the RSS of the same worker when it reported
   ready (idle, before the first record), divided by the number of active series. It is an upper
