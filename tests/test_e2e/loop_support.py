@@ -254,7 +254,9 @@ max_attempts = 3
 """
 
 
-def loop_config(config: PerfloopConfig, path: Path) -> Path:
+def worker_toml(config: PerfloopConfig) -> str:
+    """The TOML of a test worker's broker, topics and worker sections for ``config`` (quick
+    to notice a killed member: 6 s sessions)."""
     names = config.topics.names.model_dump()
     head = [
         "[broker]", f'bootstrap = "{config.broker.bootstrap}"',
@@ -264,7 +266,11 @@ def loop_config(config: PerfloopConfig, path: Path) -> Path:
         f'state_dir = "{config.worker.state_dir}"', "session_timeout_s = 6",
         "heartbeat_interval_s = 1",
     ]  # fmt: skip
-    path.write_text("\n".join(head) + "\n" + LOOP_TOML)
+    return "\n".join(head) + "\n"
+
+
+def loop_config(config: PerfloopConfig, path: Path) -> Path:
+    path.write_text(worker_toml(config) + LOOP_TOML)
     return path
 
 

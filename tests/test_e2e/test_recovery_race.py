@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 from kafka_helpers import read_records
-from loop_support import Worker
+from loop_support import Worker, worker_toml
 from worker_support import wait_committed
 
 from models.synthetic import synthetic_history
@@ -34,19 +34,12 @@ KILLS = 3
 
 def write_config(path: Path, config: PerfloopConfig) -> Path:
     """The test's worker configuration: a memory breach on every new service's first window."""
-    names = config.topics.names.model_dump()
-    lines = [
-        "[broker]", f'bootstrap = "{config.broker.bootstrap}"',
-        "[topics]", f"partitions = {config.topics.partitions}", "[topics.names]",
-        *(f'{k} = "{v}"' for k, v in names.items()),
-        "[worker]", f'app_id = "{config.worker.app_id}"',
-        f'state_dir = "{config.worker.state_dir}"', "session_timeout_s = 6",
-        "heartbeat_interval_s = 1",
+    detection = [
         "[diagnosis]", "min_labels = 0",
         "[detection.memory]", 'direction = "above"', "fire = 1e9", "clear = 5e8",
         "for_windows = 1",
     ]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(worker_toml(config) + "\n".join(detection) + "\n")
     return path
 
 
