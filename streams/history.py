@@ -75,12 +75,13 @@ def _records(blob: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def _head(blob: bytes, at: int) -> list[Any]:
-    """The header of the record at ``at``: [window id, service, start, end, names]."""
+def _head(blob: bytes, at: int) -> tuple[list[Any], int]:
+    """The header of the record at ``at`` ([window id, service, start, end, names]) and where
+    the record's values begin."""
     _, head_size = _PREFIX.unpack_from(blob, at)
     start = at + _PREFIX.size
     head: list[Any] = json.loads(blob[start : start + head_size])
-    return head
+    return head, start + head_size
 
 
 def decode(blob: bytes | None) -> list[WindowAggregate]:
@@ -91,9 +92,7 @@ def decode(blob: bytes | None) -> list[WindowAggregate]:
         return [WindowAggregate.model_validate(w) for w in json.loads(blob)]
     windows = []
     for at, size in _records(blob):
-        window_id, service, start, end, names = _head(blob, at)
-        _, head_size = _PREFIX.unpack_from(blob, at)
-        begin = at + _PREFIX.size + head_size
+        (window_id, service, start, end, names), begin = _head(blob, at)
         values = np.frombuffer(blob[begin : at + size], dtype="<f8").reshape(-1, len(FIELDS))
         series = []
         for name, row in zip(names, values.tolist(), strict=True):
@@ -136,7 +135,7 @@ class History:
             latest = windows[-1].start if windows else None
             return cls(MAGIC + b"".join(encoded), [len(r) for r in encoded], latest)
         records = _records(blob)
-        latest = float(_head(blob, records[-1][0])[2]) if records else None
+        latest = float(_head(blob, records[-1][0])[0][2]) if records else None
         return cls(blob, [size for _, size in records], latest)
 
     def append(self, window: WindowAggregate, keep: int) -> None:
