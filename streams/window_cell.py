@@ -156,6 +156,11 @@ def uniform(seed: int, position: int) -> float:
 _NO_SCALE = -4096  # the scale of an empty sum: below any value's
 
 
+def _trailing_zeros(n: int) -> int:
+    """How many times 2 divides ``n`` (not 0)."""
+    return (n & -n).bit_length() - 1
+
+
 @dataclass(slots=True, eq=False)
 class WindowCell:
     """One series' aggregates in one window (see the module docstring)."""
@@ -204,7 +209,7 @@ class WindowCell:
         m = self.sum_m
         if not m:
             return 0, 0
-        zeros = (m & -m).bit_length() - 1
+        zeros = _trailing_zeros(m)
         return m >> zeros, EXACT_SHIFT - self.sum_scale + zeros
 
     def _add_scaled(self, m: int, scale: int) -> None:
@@ -219,7 +224,7 @@ class WindowCell:
     def _add_exact(self, total: int) -> None:
         """Add ``total`` units of 2**-1074 to the exact sum."""
         if total:
-            zeros = (total & -total).bit_length() - 1
+            zeros = _trailing_zeros(total)
             self._add_scaled(total >> zeros, EXACT_SHIFT - zeros)
 
     @property
