@@ -169,12 +169,18 @@ class PlannerConfig(_Section):
 
 
 class VerificationConfig(_Section):
+    """How the loop judges a remedy (see ``streams.verify``). ``retained_windows``: how much
+    event time of each service's windows the loop keeps, in window lengths behind its newest
+    window, for baselines and post-action windows; a replay gives the live verdicts while
+    breaches, diagnoses and results reach the loop less than that far behind the windows."""
+
     settle_windows: int = Field(1, ge=0, le=100)
     post_windows: int = Field(3, ge=1, le=100)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     min_effect: float = Field(0.10, ge=0, lt=1)
     min_observations: int = Field(8, ge=2)
     result_deadline_windows: int = Field(30, ge=1)
+    retained_windows: int = Field(60, ge=8, le=100_000)
 
 
 class ExecutorConfig(_Section):

@@ -2,7 +2,16 @@
 
 This module holds the data and its JSON form; :mod:`streams.loop` moves incidents through
 their states. ``ServiceBook`` is everything the loop keeps for one service (its open
-incidents and its recent windows' observations) — one value in the worker's loop table.
+incidents and the index of its archived windows) — one value in the worker's loop table.
+
+The observations of each closed window go once into a :class:`WindowArchive` (the worker's
+``loop-windows`` table), keyed by service and window start, and stay there for a span of
+event time (``verification.retained_windows`` window lengths behind the newest window), not
+for a number of arrivals. The loop reads windows from several topics whose records reach it
+in an order that depends on how fast each stage ran: a replay at full speed can deliver a
+window long before the breach it caused or the diagnosis of that breach. As long as those
+lag behind the windows by less than the retained span, the breach windows and the windows
+after a remedy are still there, and a replay gives the same verdicts as the live run.
 
 >>> book = ServiceBook("checkout")
 >>> ServiceBook.loads(book.dumps()).service
@@ -11,16 +20,16 @@ incidents and its recent windows' observations) — one value in the worker's lo
 
 from __future__ import annotations
 
+import bisect
 import json
+from collections.abc import Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from streams.verify import WindowObservation
 
-# The book is stored again after every window of its service, so it keeps only what
-# verification needs: the windows around the latest remedy (breach windows are copied into
-# the incident as they pass).
-RECENT_WINDOWS = 24
 CLOSED_REMEMBERED = 200
 
 
@@ -126,17 +135,79 @@ class RecentWindow:
         start, end, obs = data
         return cls(start, end, {k: WindowObservation.from_json(o) for k, o in obs.items()})
 
+    def to_bytes(self) -> bytes:
+        """A compact form: a line of JSON (times, and each signal's statistic, sample size and
+        counts), then every sample as little-endian float64, in the signals' order.
+
+        >>> w = RecentWindow(0.0, 10.0, {"latency_ms.p95": WindowObservation(0.0, 7.5, [5.0])})
+        >>> RecentWindow.from_bytes(w.to_bytes()) == w
+        True
+        """
+        signals = [
+            [name, o.stat, len(o.sample), list(o.counts) if o.counts else None]
+            for name, o in self.observations.items()
+        ]
+        head = json.dumps([self.start, self.end, signals], separators=(",", ":")).encode()
+        samples = [x for o in self.observations.values() for x in o.sample]
+        return head + b"\n" + np.asarray(samples, dtype="<f8").tobytes()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> RecentWindow:
+        cut = blob.index(b"\n")
+        start, end, signals = json.loads(blob[:cut])
+        samples = np.frombuffer(blob, dtype="<f8", offset=cut + 1).tolist()
+        observations, at = {}, 0
+        for name, stat, size, counts in signals:
+            observations[name] = WindowObservation(
+                float(start),
+                None if stat is None else float(stat),
+                samples[at : at + size],
+                None if counts is None else (float(counts[0]), float(counts[1])),
+            )
+            at += size
+        return cls(float(start), float(end), observations)
+
+
+class WindowArchive:
+    """Closed windows' observations by (service, window start) in a mapping of bytes: the
+    worker's ``loop-windows`` table, or a dict where there is no Kafka.
+
+    >>> archive = WindowArchive()
+    >>> archive.put("api", RecentWindow(10.0, 20.0, {}))
+    >>> archive.get("api", 10.0), archive.get("api", 20.0)
+    (RecentWindow(start=10.0, end=20.0, observations={}), None)
+    """
+
+    def __init__(self, store: MutableMapping[bytes, bytes] | None = None) -> None:
+        self.store: MutableMapping[bytes, bytes] = {} if store is None else store
+
+    @staticmethod
+    def key(service: str, start: float) -> bytes:
+        return f"{service}\x1f{start!r}".encode()
+
+    def put(self, service: str, window: RecentWindow) -> None:
+        self.store[self.key(service, window.start)] = window.to_bytes()
+
+    def get(self, service: str, start: float) -> RecentWindow | None:
+        blob = self.store.get(self.key(service, start))
+        return None if blob is None else RecentWindow.from_bytes(blob)
+
+    def drop(self, service: str, start: float) -> None:
+        self.store.pop(self.key(service, start), None)
+
 
 @dataclass
 class ServiceBook:
-    """The loop's state for one service."""
+    """The loop's state for one service. ``windows`` lists the (start, end) of the windows in
+    ``archive``, in start order; the archive itself is not part of the book's JSON."""
 
     service: str
     incidents: dict[str, Incident] = field(default_factory=dict)  # area -> open incident
-    recent: list[RecentWindow] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)  # recently closed incident ids
     pending_diagnoses: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    archive: WindowArchive = field(default_factory=WindowArchive, repr=False, compare=False)
 
     def hold_result(self, action_id: str, result: dict[str, Any]) -> None:
         """Keep a result that arrived before its command was issued (bounded)."""
@@ -144,23 +215,48 @@ class ServiceBook:
         while len(self.pending_results) > CLOSED_REMEMBERED:
             self.pending_results.pop(next(iter(self.pending_results)))
 
-    def add_window(self, window: RecentWindow) -> bool:
-        """Keep ``window`` (in start order, once); False when it was already known."""
-        if any(w.start == window.start for w in self.recent):
+    def add_window(self, window: RecentWindow, retained_s: float) -> bool:
+        """Archive ``window`` once; drop the windows that start more than ``retained_s``
+        before the newest. False when the window was already known, or is that old itself."""
+        windows = self.windows
+        at = bisect.bisect_left(windows, (window.start, -float("inf")))
+        if at < len(windows) and windows[at][0] == window.start:
             return False
-        self.recent.append(window)
-        self.recent.sort(key=lambda w: w.start)
-        del self.recent[:-RECENT_WINDOWS]
+        newest = max(window.start, windows[-1][0]) if windows else window.start
+        horizon = newest - retained_s
+        if window.start < horizon:
+            return False
+        self.archive.put(self.service, window)
+        windows.insert(at, (window.start, window.end))
+        old = bisect.bisect_left(windows, (horizon, -float("inf")))
+        for start, _ in windows[:old]:
+            self.archive.drop(self.service, start)
+        del windows[:old]
         return True
+
+    def _archived(self, spans: list[tuple[float, float]]) -> Iterator[RecentWindow]:
+        for start, _ in spans:
+            window = self.archive.get(self.service, start)
+            if window is not None:
+                yield window
+
+    def windows_from(self, since: float, count: int) -> list[RecentWindow]:
+        """The first ``count`` archived windows that start at or after ``since``."""
+        at = bisect.bisect_left(self.windows, (since, -float("inf")))
+        return list(self._archived(self.windows[at : at + count]))
 
     def fill_baseline(self, inc: Incident) -> None:
         """Copy the breach windows' observations into the incident while they are known."""
         have = {o.start for o in inc.baseline}
-        for w in self.recent:
-            if inc.first_window_start <= w.start < inc.window_end and w.start not in have:
-                obs = w.observations.get(inc.signal)
-                if obs is not None:
-                    inc.baseline.append(obs)
+        spans = [
+            span
+            for span in self.windows
+            if inc.first_window_start <= span[0] < inc.window_end and span[0] not in have
+        ]
+        for w in self._archived(spans):
+            obs = w.observations.get(inc.signal)
+            if obs is not None:
+                inc.baseline.append(obs)
         inc.baseline.sort(key=lambda o: o.start)
 
     def baseline_for(self, inc: Incident, att: AttemptRecord) -> list[WindowObservation]:
@@ -171,12 +267,15 @@ class ServiceBook:
         self.fill_baseline(inc)
         if att.attempt == 1 or not inc.baseline:
             return inc.baseline
-        before = [
-            w.observations[inc.signal]
-            for w in self.recent
-            if w.end <= att.issued_at and inc.signal in w.observations
-        ]
-        return before[-len(inc.baseline) :] or inc.baseline
+        before: list[WindowObservation] = []
+        earlier = [span for span in self.windows if span[1] <= att.issued_at]
+        for w in self._archived(earlier[::-1]):
+            obs = w.observations.get(inc.signal)
+            if obs is not None:
+                before.append(obs)
+                if len(before) == len(inc.baseline):
+                    break
+        return before[::-1] or inc.baseline
 
     def close(self, area: str) -> None:
         incident = self.incidents.pop(area)
@@ -186,7 +285,7 @@ class ServiceBook:
         doc = {
             "service": self.service,
             "incidents": {a: i.to_json() for a, i in self.incidents.items()},
-            "recent": [w.to_json() for w in self.recent],
+            "windows": self.windows,
             "closed": self.closed,
             "pending_diagnoses": self.pending_diagnoses,
             "pending_results": self.pending_results,
@@ -194,13 +293,21 @@ class ServiceBook:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
-    def loads(cls, blob: bytes) -> ServiceBook:
+    def loads(cls, blob: bytes, archive: WindowArchive | None = None) -> ServiceBook:
+        """The book :meth:`dumps` wrote, its windows in ``archive``. A book of the earlier
+        form, which held its recent windows itself, moves them into the archive."""
         doc = json.loads(blob)
-        return cls(
+        book = cls(
             service=doc["service"],
             incidents={a: Incident.from_json(i) for a, i in doc["incidents"].items()},
-            recent=[RecentWindow.from_json(w) for w in doc["recent"]],
+            windows=[(float(s), float(e)) for s, e in doc.get("windows", [])],
             closed=list(doc["closed"]),
             pending_diagnoses=dict(doc["pending_diagnoses"]),
             pending_results=dict(doc.get("pending_results", {})),
+            archive=WindowArchive() if archive is None else archive,
         )
+        for data in doc.get("recent", []):
+            window = RecentWindow.from_json(data)
+            book.archive.put(book.service, window)
+            bisect.insort(book.windows, (window.start, window.end))
+        return book

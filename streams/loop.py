@@ -283,9 +283,9 @@ class Loop:
     def on_window(self, book: ServiceBook, window: WindowAggregate) -> LoopOutput:
         out = LoopOutput()
         det = self.config.detection.for_service(book.service)
-        if not book.add_window(
-            RecentWindow(window.start, window.end, window_observations(window, det))
-        ):
+        retained_s = self.config.verification.retained_windows * self.config.windows.length_s
+        observed = RecentWindow(window.start, window.end, window_observations(window, det))
+        if not book.add_window(observed, retained_s):
             return out
         deadline = self.config.verification.result_deadline_windows
         for inc in list(book.incidents.values()):
@@ -314,7 +314,8 @@ class Loop:
         assert att is not None
         vcfg = self.config.verification
         since = att.issued_at if att.applied_at is None else att.applied_at
-        after = [w for w in book.recent if w.start >= since][vcfg.settle_windows :]
+        after = book.windows_from(since, vcfg.settle_windows + vcfg.post_windows)
+        after = after[vcfg.settle_windows :]
         if len(after) < vcfg.post_windows:
             return out
         post_windows = after[: vcfg.post_windows]

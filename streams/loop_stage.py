@@ -3,7 +3,8 @@ verdicts and labels out.
 
 One Faust agent reads the four topics (all keyed by service, so one service's events meet on
 one worker) and keeps each service's :class:`~streams.incident.ServiceBook` in the
-``loop-state`` table. For every event it computes what to send with the pure
+``loop-state`` table, and each closed window's observations in the ``loop-windows`` table
+(:class:`~streams.incident.WindowArchive`). For every event it computes what to send with the pure
 :class:`~streams.loop.Loop`, sends it and waits until Kafka has it, and only then stores the
 new book: a crash replays the event and sends the same messages again (same ids: consumers
 dedupe, executors never run an action twice) instead of losing them.
@@ -25,7 +26,7 @@ from actions.planner import Planner
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
-from streams.incident import ServiceBook
+from streams.incident import ServiceBook, WindowArchive
 from streams.loop import Loop, LoopOutput
 from streams.window_stage import dead_letter
 
@@ -60,6 +61,15 @@ def install_loop(
         key_type=bytes,
         value_type=bytes,
         extra_topic_configs={"max.message.bytes": str(16 * 1024 * 1024)},
+    )
+    # each closed window's observations, once, keyed by service and window start
+    archive = WindowArchive(
+        app.Table(
+            "loop-windows",
+            partitions=config.topics.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
     )
     sources = topic(names.breaches, names.diagnoses, names.action_results, names.windows)
     dlq = topic(names.dlq)
@@ -99,7 +109,11 @@ def install_loop(
                             msg.offset)  # fmt: skip
                 continue
             blob = table.get(key)
-            book = ServiceBook.loads(blob) if blob else ServiceBook(key.decode())
+            book = (
+                ServiceBook.loads(blob, archive)
+                if blob
+                else ServiceBook(key.decode(), archive=archive)
+            )
             try:
                 out = handle(book, msg.topic, event.value)
             except ValueError as exc:  # a malformed message from outside: dead-letter, go on

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from schemas.messages import (
     SeriesAggregate,
     WindowAggregate,
 )
-from streams.incident import ServiceBook
+from streams.incident import ServiceBook, WindowArchive
 from streams.loop import Loop, LoopOutput
 
 T0 = 1_790_000_000.0
@@ -253,3 +255,52 @@ def test_a_result_replayed_before_its_command_is_held_until_the_command_is_issue
     run.feed(run.loop.on_diagnosis(run.book, diagnosis(b)))
     assert run.states() == ["breached", "diagnosed", "acting", "verifying"]
     assert run.sent.commands[0].action_id == f"{b.breach_id}:a1"
+
+
+def test_windows_far_ahead_of_breach_diagnosis_and_result_give_the_live_verdicts() -> None:
+    """A replay at full speed: every window reaches the loop before the breach it caused, its
+    diagnosis and the recorded result; the loop must still send what it sent live."""
+    live = Run()
+    b = open_incident(live)
+    live.feed(live.loop.on_result(live.book, applied(live.sent.commands[0].action_id)))
+    live.windows(40, 20e9)
+
+    replay = Run()
+    replay.windows(3, 40e9)
+    replay.windows(40, 20e9)  # 40 windows past the breach: the loop once kept only 24
+    replay.feed(replay.loop.on_result(replay.book, applied(f"{b.breach_id}:a1")))
+    replay.feed(replay.loop.on_breach(replay.book, b))
+    replay.feed(replay.loop.on_diagnosis(replay.book, diagnosis(b)))
+
+    assert live.states() == ["breached", "diagnosed", "acting", "verifying", "resolved"]
+    for kind in ("transitions", "commands", "verifications", "labels"):
+        assert [m.model_dump() for m in getattr(replay.sent, kind)] == [
+            m.model_dump() for m in getattr(live.sent, kind)
+        ], kind
+
+
+def test_windows_are_kept_for_the_retained_span_of_event_time() -> None:
+    run = Run()
+    retained = run.loop.config.verification.retained_windows
+    run.windows(retained + 80, 20e9)
+    newest = run.book.windows[-1][0]
+    # every window that starts within `retained` window lengths of the newest, and no other
+    assert [s for s, _ in run.book.windows] == [newest - 10 * i for i in range(retained, -1, -1)]
+    assert len(run.book.archive.store) == retained + 1
+    old = run.feed(run.loop.on_window(run.book, window(0, 20e9)))  # older than the span
+    assert old.transitions == [] and len(run.book.archive.store) == retained + 1
+    again = run.book.archive.get("api", newest)
+    assert again is not None and again.observations["memory_bytes.max"].stat is not None
+
+
+def test_a_book_that_kept_its_windows_itself_moves_them_to_the_archive() -> None:
+    run = Run()
+    run.windows(3, 40e9)
+    kept = [run.book.archive.get("api", s) for s, _ in run.book.windows]
+    doc = json.loads(run.book.dumps())
+    del doc["windows"]
+    doc["recent"] = [w.to_json() for w in kept if w is not None]
+    archive = WindowArchive()
+    restored = ServiceBook.loads(json.dumps(doc).encode(), archive)
+    assert restored.windows == run.book.windows
+    assert archive.store == run.book.archive.store
