@@ -245,6 +245,10 @@ class ServiceBook:
         at = bisect.bisect_left(self.windows, (since, -float("inf")))
         return list(self._archived(self.windows[at : at + count]))
 
+    def next_window_end(self, after: float) -> float | None:
+        """The end of the first archived window that ends after ``after``, if any."""
+        return next((end for _, end in self.windows if end > after), None)
+
     def fill_baseline(self, inc: Incident) -> None:
         """Copy the breach windows' observations into the incident while they are known."""
         have = {o.start for o in inc.baseline}

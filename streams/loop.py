@@ -167,22 +167,30 @@ class Loop:
         return out
 
     def _plan(self, book: ServiceBook, inc: Incident, now: float) -> LoopOutput:
+        """Decide the incident's next step at event time ``now``. A decision to wait is taken
+        again at the end of each later window: those already archived first (a replay can
+        deliver them before this event), then each window as it arrives (``on_window``)."""
         out = LoopOutput()
         history = [Attempt(a.cause, a.remedy, a.outcome) for a in inc.attempts]
-        decision = self.planner.decide(
-            incident_id=inc.incident_id,
-            service=inc.service,
-            area=inc.area,
-            probabilities=inc.probabilities,
-            history=history,
-            now=now,
-        )
-        if isinstance(decision, Escalate):
-            self._escalate(out, book, inc, decision.reason, now)
-            return out
-        if not isinstance(decision, Act):
+        while True:
+            decision = self.planner.decide(
+                incident_id=inc.incident_id,
+                service=inc.service,
+                area=inc.area,
+                probabilities=inc.probabilities,
+                history=history,
+                now=now,
+            )
+            if isinstance(decision, Escalate):
+                self._escalate(out, book, inc, decision.reason, now)
+                return out
+            if isinstance(decision, Act):
+                break
             inc.waiting = decision.reason
-            return out
+            later = book.next_window_end(now)
+            if later is None:
+                return out
+            now = later
         inc.waiting = None
         command = command_for(
             decision,

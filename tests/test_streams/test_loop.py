@@ -304,3 +304,29 @@ def test_a_book_that_kept_its_windows_itself_moves_them_to_the_archive() -> None
     restored = ServiceBook.loads(json.dumps(doc).encode(), archive)
     assert restored.windows == run.book.windows
     assert archive.store == run.book.archive.store
+
+
+def test_a_remedy_held_back_by_the_cooldown_is_issued_at_the_same_window_in_a_replay() -> None:
+    """After an executor failure the next remedy waits out the cooldown (25 s) and goes out
+    at the end of the first window past it, whether that window arrives after the failure
+    (live) or long before it (a replay at full speed)."""
+    live = Run(planner={"cooldown_s": 25})
+    b = open_incident(live)
+    first = live.sent.commands[0].action_id
+    live.feed(live.loop.on_result(live.book, applied(first, "failed")))
+    assert len(live.sent.commands) == 1 and live.book.incidents["memory"].waiting
+    live.windows(6, 40e9)
+    assert len(live.sent.commands) == 2  # the window ending 30 s after the first command
+
+    replay = Run(planner={"cooldown_s": 25})
+    replay.windows(9, 40e9)
+    replay.feed(replay.loop.on_result(replay.book, applied(first, "failed")))
+    replay.feed(replay.loop.on_breach(replay.book, b))
+    replay.feed(replay.loop.on_diagnosis(replay.book, diagnosis(b)))
+
+    issued = [c.issued_at - live.sent.commands[0].issued_at for c in live.sent.commands]
+    assert issued == [0.0, 30.0]
+    for kind in ("transitions", "commands"):
+        assert [m.model_dump() for m in getattr(replay.sent, kind)] == [
+            m.model_dump() for m in getattr(live.sent, kind)
+        ], kind
