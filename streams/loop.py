@@ -226,7 +226,21 @@ class Loop:
         held = book.pending_results.pop(command.action_id, None)
         if held is not None:
             out.extend(self.on_result(book, ActionResult.model_validate(held)))
+        elif (late := book.next_window_end(self._result_deadline(now))) is not None:
+            self._no_result(out, book, inc, late)  # windows past the deadline already came
         return out
+
+    def _result_deadline(self, issued_at: float) -> float:
+        """The event time after which a window without the command's result escalates."""
+        deadline = self.config.verification.result_deadline_windows
+        return issued_at + deadline * self.config.windows.length_s
+
+    def _no_result(self, out: LoopOutput, book: ServiceBook, inc: Incident, at: float) -> None:
+        att = inc.current
+        assert att is not None
+        deadline = self.config.verification.result_deadline_windows
+        reason = f"no result for {att.action_id} within {deadline} windows"
+        self._escalate(out, book, inc, reason, at)
 
     def on_result(self, book: ServiceBook, result: ActionResult) -> LoopOutput:
         out = LoopOutput()
@@ -295,23 +309,15 @@ class Loop:
         observed = RecentWindow(window.start, window.end, window_observations(window, det))
         if not book.add_window(observed, retained_s):
             return out
-        deadline = self.config.verification.result_deadline_windows
         for inc in list(book.incidents.values()):
             book.fill_baseline(inc)
             att = inc.current
             if inc.state == "verifying":
                 out.extend(self._maybe_verify(book, inc))
             elif inc.state == "acting" and att is not None:
-                # counted in event time, so the book need not keep the windows themselves
-                waited = window.end - att.issued_at
-                if waited > deadline * self.config.windows.length_s:
-                    self._escalate(
-                        out,
-                        book,
-                        inc,
-                        f"no result for {att.action_id} within {deadline} windows",
-                        window.end,
-                    )
+                # counted in event time: the first window that ends past the deadline
+                if window.end > self._result_deadline(att.issued_at):
+                    self._no_result(out, book, inc, window.end)
             elif inc.state == "diagnosed" and inc.waiting:
                 out.extend(self._plan(book, inc, window.end))
         return out

@@ -330,3 +330,18 @@ def test_a_remedy_held_back_by_the_cooldown_is_issued_at_the_same_window_in_a_re
         assert [m.model_dump() for m in getattr(replay.sent, kind)] == [
             m.model_dump() for m in getattr(live.sent, kind)
         ], kind
+
+
+def test_a_command_without_result_escalates_at_the_same_window_in_a_replay() -> None:
+    live = Run()
+    b = open_incident(live)
+    live.windows(40, 40e9)
+    assert live.states()[-1] == "escalated"
+
+    replay = Run()
+    replay.windows(43, 40e9)  # the recording holds no result: the executor never answered
+    replay.feed(replay.loop.on_breach(replay.book, b))
+    replay.feed(replay.loop.on_diagnosis(replay.book, diagnosis(b)))
+    assert [t.model_dump() for t in replay.sent.transitions] == [
+        t.model_dump() for t in live.sent.transitions
+    ]
