@@ -5,6 +5,13 @@ event, changes the book, and returns what to send (:class:`LoopOutput`). Time is
 only (window boundaries and the event time a command was issued at), so replaying the same
 topics gives the same incidents, commands and verdicts.
 
+The four inputs reach the loop in an order that depends on how fast each stage ran: in a
+full-speed replay a service's windows can come long before the breach they caused. So what
+depends on windows (the baseline, the post-action windows, a wait, the result deadline) is
+decided from the windows archived so far by their event time, including those that came
+before the event at hand, never by which came first; within ``verification.retained_windows``
+the outcome is the same in any order.
+
 States: breached -> diagnosed -> acting (command sent) -> verifying (result ``applied``) ->
 resolved, or back to diagnosed for the next remedy, or escalated (remedies exhausted,
 attempt limit, circuit breaker, executor rejection or repeated failure, no result within
