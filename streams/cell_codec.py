@@ -3,8 +3,10 @@
 A checkpoint holds every open (series, window) cell of a partition, and is written every
 second or so, so its form matters: the cells become a handful of flat numpy columns (the
 fixed fields, the concatenated samples, the concatenated sketch buckets) and the variable
-parts are recovered from per-cell lengths. :func:`encode_cells` and :func:`decode_cells` are
-exact inverses; a restored cell continues exactly like the original.
+parts are recovered from per-cell lengths. A cell whose sample holds every value has no
+sketch (see :mod:`streams.window_cell`) and is written with no buckets. :func:`encode_cells`
+and :func:`decode_cells` are exact inverses; a restored cell continues exactly like the
+original.
 
 >>> import numpy as np
 >>> cell = WindowCell.empty(seed=3, alpha=0.01)
@@ -28,7 +30,8 @@ import numpy.typing as npt
 from streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
 from streams.window_cell import WindowCell
 
-CODEC_VERSION = 1
+CODEC_VERSION = 2  # 1: every cell with its sketch (still read)
+_NO_BUCKETS = np.zeros(0, np.int64)
 _HEAD = struct.Struct("<I")
 
 # name, dtype: the per-cell columns, in this order
@@ -68,8 +71,11 @@ def encode_cells(cells: Iterable[tuple[int, int, WindowCell]]) -> bytes:
     max_buckets = DEFAULT_MAX_BUCKETS
     for wi, sid, cell in cells:
         shift, size, mantissa = _split_sum(cell)
-        zero, pos_lo, pos, neg_lo, neg = cell.sketch.state()
-        max_buckets = cell.sketch.max_buckets
+        if cell.sketch is None:  # the sample holds every value: no buckets
+            zero, pos_lo, pos, neg_lo, neg = 0, 0, _NO_BUCKETS, 0, _NO_BUCKETS
+        else:
+            zero, pos_lo, pos, neg_lo, neg = cell.sketch.state()
+            max_buckets = cell.sketch.max_buckets
         fixed.append(
             (wi, sid, cell.count, cell.min, cell.max, cell.last, cell.last_ts, cell.seed,
              shift, size, len(cell.sample), zero, pos_lo, pos.size, neg_lo, neg.size)
@@ -98,8 +104,9 @@ def decode_cells(blob: bytes, alpha: float) -> list[tuple[int, int, WindowCell]]
     """The triples that :func:`encode_cells` wrote (sketches of accuracy ``alpha``)."""
     (head_size,) = _HEAD.unpack_from(blob)
     head = json.loads(blob[_HEAD.size : _HEAD.size + head_size])
-    if head.get("version") != CODEC_VERSION:
-        raise ValueError(f"version: cell codec version {head.get('version')!r} is not 1")
+    version = head.get("version")
+    if version not in (1, CODEC_VERSION):
+        raise ValueError(f"version: cell codec version {version!r} is not 1 or {CODEC_VERSION}")
     pos = _HEAD.size + head_size
     parts = []
     for size in head["sizes"]:
@@ -123,11 +130,24 @@ def decode_cells(blob: bytes, alpha: float) -> list[tuple[int, int, WindowCell]]
         pos_counts = counts[at_bucket : at_bucket + n_pos]
         neg_counts = counts[at_bucket + n_pos : at_bucket + n_pos + n_neg]
         at_bucket += n_pos + n_neg
-        sketch = QuantileSketch.from_state(
-            alpha, max_buckets, zero, pos_lo, pos_counts, neg_lo, neg_counts
+        sketch = (
+            None
+            if version >= 2 and zero == n_pos == n_neg == 0
+            else QuantileSketch.from_state(
+                alpha, max_buckets, zero, pos_lo, pos_counts, neg_lo, neg_counts
+            )
         )
         cell = WindowCell.restore(
-            count, -total if size < 0 else total, low, high, last, last_ts, seed, sample, sketch
+            count,
+            -total if size < 0 else total,
+            low,
+            high,
+            last,
+            last_ts,
+            seed,
+            sample,
+            sketch,
+            alpha,
         )
         out.append((wi, sid, cell))
     return out

@@ -197,7 +197,7 @@ _NO_VALUES = _Store(DEFAULT_MAX_BUCKETS)  # shared by sketches without negative 
 
 
 @functools.cache
-def _constants(alpha: float) -> tuple[float, float]:
+def sketch_constants(alpha: float) -> tuple[float, float]:
     """``gamma`` and ``1 / log(gamma)`` for ``alpha`` (one pair of floats for all sketches)."""
     gamma = (1.0 + alpha) / (1.0 - alpha)
     return gamma, 1.0 / math.log(gamma)
@@ -227,7 +227,7 @@ class QuantileSketch:
         self.zero_count = 0
         self._pos = _Store(max_buckets)
         self._neg = _NO_VALUES  # a store of its own once a negative value comes
-        self._gamma, self._inv_log_gamma = _constants(alpha)
+        self._gamma, self._inv_log_gamma = sketch_constants(alpha)
 
     @property
     def count(self) -> int:

@@ -2,9 +2,15 @@
 
 A :class:`WindowCell` keeps count, the exact sum, min, max, the last value by event time (ties
 go to the later arrival), a :class:`~streams.sketch.QuantileSketch`, and a reservoir sample of
-at most ``k`` raw values. The reservoir is Algorithm R driven by a counter-based hash
-(splitmix64) of the cell's seed and each value's position in the cell, so it needs no random
-state and is the same for the same input order, across processes and restarts.
+at most ``k`` raw values. While the sample still holds every value the cell has seen (at most
+``k`` of them), the cell keeps no sketch: the sketch of those values is derived from the sample
+when it is needed - when a value past the ``k``-th comes, or for the quantiles of the closed
+window, computed for all such cells of a window at once (:func:`held_quantiles`) - and is
+the same sketch that adding the values one by one would have built.
+
+The reservoir is Algorithm R driven by a counter-based hash (splitmix64) of the cell's seed
+and each value's position in the cell, so it needs no random state and is the same for the
+same input order, across processes and restarts.
 
 The sum is kept exactly and rounded once when read: float addition is not associative, so a
 rounded running sum would depend on how the points were split into batches, and a replay would
@@ -31,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.messages import SeriesAggregate
-from streams.sketch import QuantileSketch
+from streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch, sketch_constants
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -154,6 +160,51 @@ def uniform(seed: int, position: int) -> float:
 
 
 _NO_SCALE = -4096  # the scale of an empty sum: below any value's
+QUANTILES = (0.5, 0.95, 0.99)  # a window's p50, p95 and p99
+
+
+def held_quantiles(
+    cells: list[WindowCell], alpha: float, max_buckets: int = DEFAULT_MAX_BUCKETS
+) -> list[tuple[float, float, float]] | None:
+    """p50, p95 and p99 of cells whose samples hold every value (no sketch of their own), as
+    their sketches would give them, with one numpy pass over all their values.
+
+    A sketch's quantile at rank ``r`` is the value of the bucket holding the ``r``-th value,
+    negatives first (largest magnitude first), then zeros, then positives: so sorting each
+    cell's bucket keys in that order and indexing gives every cell's quantiles at once. None
+    when the keys span more buckets than a sketch keeps (it would have merged the lowest);
+    the caller then asks each cell's :meth:`WindowCell.full_sketch`.
+
+    >>> cell = WindowCell.empty(seed=1, alpha=0.01)
+    >>> cell.add(np.array([5.0, -2.0, 0.0, 40.0, 7.0]), np.arange(5.0), k=8)
+    >>> held_quantiles([cell], 0.01) == [tuple(cell.full_sketch().quantiles(QUANTILES))]
+    True
+    """
+    if not cells:
+        return []
+    sizes = np.fromiter((cell.count for cell in cells), np.int64, len(cells))
+    if not bool((sizes > 0).all()):
+        return None
+    values = np.frombuffer(b"".join(cell.sample for cell in cells), dtype=np.float64)
+    sign = np.sign(values).astype(np.int64)  # -1, 0, 1: the order of the sketch's stores
+    magnitude = np.abs(values)
+    magnitude[sign == 0] = 1.0
+    gamma, inv_log_gamma = sketch_constants(alpha)
+    keys = np.ceil(np.log(magnitude) * inv_log_gamma).astype(np.int64)
+    if int(keys.max()) - int(keys.min()) >= max_buckets:
+        return None
+    owner = np.repeat(np.arange(len(cells)), sizes)
+    order = np.lexsort((sign * keys, sign, owner))
+    starts = np.cumsum(sizes) - sizes
+    picks = []
+    for q in QUANTILES:
+        at = order[starts + np.floor(q * (sizes - 1)).astype(np.int64)]
+        picks.append(zip(sign[at].tolist(), keys[at].tolist(), strict=True))
+
+    def value(s: int, key: int) -> float:  # a bucket's value as QuantileSketch computes it
+        return s * (2.0 * gamma**key / (gamma + 1.0)) if s else 0.0
+
+    return [(value(*p50), value(*p95), value(*p99)) for p50, p95, p99 in zip(*picks, strict=True)]
 
 
 def _trailing_zeros(n: int) -> int:
@@ -174,12 +225,13 @@ class WindowCell:
     last_ts: float
     seed: int
     sample: array[float]  # typecode "d": 8 bytes a value, not a list of float objects
-    sketch: QuantileSketch
+    sketch: QuantileSketch | None  # None while the sample holds every value (module docstring)
+    alpha: float
 
     @classmethod
     def empty(cls, seed: int, alpha: float) -> WindowCell:
         inf = float("inf")
-        return cls(0, 0, _NO_SCALE, inf, -inf, 0.0, -inf, seed, array("d"), QuantileSketch(alpha))
+        return cls(0, 0, _NO_SCALE, inf, -inf, 0.0, -inf, seed, array("d"), None, alpha)
 
     @classmethod
     def restore(
@@ -192,12 +244,34 @@ class WindowCell:
         last_ts: float,
         seed: int,
         sample: array[float],
-        sketch: QuantileSketch,
+        sketch: QuantileSketch | None,
+        alpha: float,
     ) -> WindowCell:
-        """The cell with these aggregates (``exact_sum`` as :attr:`exact_sum` gives it)."""
-        cell = cls(count, 0, _NO_SCALE, low, high, last, last_ts, seed, sample, sketch)
+        """The cell with these aggregates (``exact_sum`` as :attr:`exact_sum` gives it);
+        ``sketch`` may be None only when ``sample`` holds all ``count`` values."""
+        if sketch is None and len(sample) != count:
+            raise ValueError(f"sketch: missing, and the sample holds {len(sample)} of {count}")
+        cell = cls(count, 0, _NO_SCALE, low, high, last, last_ts, seed, sample, sketch, alpha)
         cell._add_exact(exact_sum)
         return cell
+
+    def full_sketch(self) -> QuantileSketch:
+        """The sketch of every value: the cell's own, or one built from the sample that holds
+        them all (the cell does not keep it)."""
+        if self.sketch is not None:
+            return self.sketch
+        sketch = QuantileSketch(self.alpha)
+        if self.sample:
+            sketch.add(np.frombuffer(self.sample, dtype=np.float64))
+        return sketch
+
+    def _sketch_for(self, more: int, k: int) -> QuantileSketch | None:
+        """The sketch to add ``more`` values to, or None while the sample will still hold
+        every value (call before the count moves on)."""
+        sketch = self.sketch
+        if sketch is None and self.count + more > k:
+            sketch = self.sketch = self.full_sketch()
+        return sketch
 
     @property
     def exact_sum(self) -> int:
@@ -287,12 +361,15 @@ class WindowCell:
         ``keys`` are the values' sketch keys when the caller computed them and every value is
         positive; otherwise the sketch computes them.
         """
+        sketch = self._sketch_for(count, k)
         self._add_exact(total)
         seen = self._fold(count, low, high, last, last_ts)
-        if keys is not None and low > 0.0:
-            self.sketch.add_positive_keys(keys)
+        if sketch is None:
+            pass
+        elif keys is not None and low > 0.0:
+            sketch.add_positive_keys(keys)
         else:
-            self.sketch.add(values)
+            sketch.add(values)
         if k > 0:
             self._sample(values, seen, k)
 
@@ -300,10 +377,12 @@ class WindowCell:
         """Fold in one point: ``add_summary`` of a group of one, in plain Python. The value is
         ``m << shift`` units of 2**-1074 (:func:`exact_parts`) and ``key`` is the sketch key
         of its magnitude."""
+        sketch = self._sketch_for(1, k)
         seen = self._fold(1, value, value, value, ts)
         if m:
             self._add_scaled(m, EXACT_SHIFT - shift)
-        self.sketch.add_one(value, key)
+        if sketch is not None:
+            sketch.add_one(value, key)
         if k > 0:
             self._sample_one(value, seen, k)
 
@@ -321,12 +400,15 @@ class WindowCell:
     ) -> None:
         """``add_summary`` for a small group given as Python lists (``keys`` as in
         :meth:`add_point`): cheaper than numpy on a few values."""
+        sketch = self._sketch_for(count, k)
         self._add_exact(total)
         seen = self._fold(count, low, high, last, last_ts)
-        if low > 0.0:
-            self.sketch.add_positive_key_list(keys)
+        if sketch is None:
+            pass
+        elif low > 0.0:
+            sketch.add_positive_key_list(keys)
         else:
-            add_one = self.sketch.add_one
+            add_one = sketch.add_one
             for value, key in zip(values, keys, strict=True):
                 add_one(value, key)
         if k > 0:
@@ -379,12 +461,19 @@ class WindowCell:
             sample[slot] = value  # in arrival order: the last write to a slot wins
 
     def to_series_aggregate(
-        self, metric: str, labels: tuple[tuple[str, str], ...]
+        self,
+        metric: str,
+        labels: tuple[tuple[str, str], ...],
+        quantiles: tuple[float, float, float] | None = None,
     ) -> SeriesAggregate:
-        """The closed window's aggregate of this series (quantiles clamped to [min, max])."""
-        p50, p95, p99 = (
-            min(max(q, self.min), self.max) for q in self.sketch.quantiles((0.5, 0.95, 0.99))
-        )
+        """The closed window's aggregate of this series (quantiles clamped to [min, max]);
+        ``quantiles`` are its sketch's p50, p95 and p99 when the caller has them."""
+        if quantiles is None:
+            p50, p95, p99 = self.full_sketch().quantiles(QUANTILES)
+        else:
+            p50, p95, p99 = quantiles
+        low, high = self.min, self.max
+        p50, p95, p99 = (min(max(q, low), high) for q in (p50, p95, p99))
         return SeriesAggregate(
             metric=metric,
             labels=dict(labels),
@@ -410,7 +499,7 @@ class WindowCell:
             self.last_ts,
             self.seed,
             self.sample.tolist(),
-            self.sketch.to_json(),
+            self.full_sketch().to_json(),
         ]
 
     @classmethod
@@ -425,5 +514,6 @@ class WindowCell:
             float(last_ts),
             int(seed),
             array("d", [float(v) for v in sample]),
-            QuantileSketch.from_json(sketch),
+            restored := QuantileSketch.from_json(sketch),
+            restored.alpha,
         )

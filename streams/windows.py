@@ -48,7 +48,13 @@ from schemas.messages import WindowAggregate
 from streams.cell_codec import decode_cells, encode_cells
 from streams.decode import DecodedBatch, SeriesKey
 from streams.sketch import QuantileSketch
-from streams.window_cell import WindowCell, exact_parts, exact_sums, stable_seed
+from streams.window_cell import (
+    WindowCell,
+    exact_parts,
+    exact_sums,
+    held_quantiles,
+    stable_seed,
+)
 
 STATE_VERSION = 1
 _MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
@@ -293,6 +299,9 @@ class PartitionWindows:
         for sid in cells:
             key = self._series[sid]
             by_service[key.service].append((key.metric, key.labels, sid))
+        held = [sid for sid, cell in cells.items() if cell.sketch is None]
+        quantiles = held_quantiles([cells[sid] for sid in held], self.config.sketch_alpha)
+        quantiles_of = {} if quantiles is None else dict(zip(held, quantiles, strict=True))
         for service in sorted(by_service):
             rows = sorted(by_service.pop(service), key=lambda r: (r[0], r[1]))
             if len(rows) > MAX_SERIES_PER_WINDOW:
@@ -304,7 +313,10 @@ class PartitionWindows:
                     service=service,
                     start=start,
                     end=end,
-                    series=[cells.pop(sid).to_series_aggregate(m, lab) for m, lab, sid in rows],
+                    series=[
+                        cells.pop(sid).to_series_aggregate(m, lab, quantiles_of.get(sid))
+                        for m, lab, sid in rows
+                    ],
                 )
             except ValidationError:  # e.g. a window ending beyond the schema's future limit
                 self.dropped_windows += 1

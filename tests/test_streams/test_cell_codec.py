@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import zlib
 
 import numpy as np
@@ -75,3 +76,31 @@ def test_a_json_checkpoint_of_version_1_is_still_read() -> None:
     again = WindowStage(WindowsConfig())
     again.restore(0, stage.checkpoint(0))
     assert again._partitions[0].windows.to_json() == state.windows.to_json()
+
+
+def test_a_cell_whose_sample_holds_every_value_is_written_without_buckets() -> None:
+    held, full = WindowCell.empty(1, 0.01), WindowCell.empty(2, 0.01)
+    values = np.array([3.0, -1.5, 0.0, 250.0])
+    held.add(values, T0 + np.arange(4.0), k=64)
+    full.add(values, T0 + np.arange(4.0), k=2)  # past its sample: it keeps a sketch
+    assert held.sketch is None and full.sketch is not None
+    back = decode_cells(encode_cells([(0, 0, held), (0, 1, full)]), 0.01)
+    assert [c.sketch is None for _, _, c in back] == [True, False]
+    assert [c.to_json() for _, _, c in back] == [held.to_json(), full.to_json()]
+    (_, _, copy), _ = back
+    for c in (held, copy):  # both cross their sample size and build the same sketch
+        c.add(np.linspace(1.0, 9.0, 80), np.full(80, T0 + 5.0), 64)
+    assert copy.sketch is not None and copy.to_json() == held.to_json()
+
+
+def test_cells_of_codec_version_1_are_still_read() -> None:
+    rng = np.random.default_rng(3)
+    cells = [(0, i, random_cell(rng, 0)) for i in range(5)]  # with sketches, as version 1 had
+    blob = encode_cells(cells)
+    (size,) = struct.unpack_from("<I", blob)
+    head = json.loads(blob[4 : 4 + size])
+    assert head["version"] == 2
+    old_head = json.dumps({**head, "version": 1}).encode()
+    old = struct.pack("<I", len(old_head)) + old_head + blob[4 + size :]
+    back = decode_cells(old, 0.01)
+    assert [c.to_json() for _, _, c in back] == [c.to_json() for _, _, c in cells]
