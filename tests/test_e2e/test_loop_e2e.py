@@ -4,6 +4,7 @@ action, and resolves or escalates."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,7 +12,17 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from loop_support import LoopRun, TestService, TopicReader
+from kafka_helpers import read_records
+from loop_support import (
+    LOOP_TOML,
+    SECRET,
+    LoopRun,
+    TestService,
+    TopicReader,
+    Worker,
+    wait_loop_caught_up,
+    worker_toml,
+)
 
 from schemas.config import PerfloopConfig, TopicNames
 
@@ -124,3 +135,35 @@ def test_resolve_next_remedy_escalate_noise_and_no_data(
             time.sleep(0.2)
     finally:
         run.close()
+
+
+def test_the_window_archive_keeps_the_retained_span_on_the_broker(
+    broker: str, config: PerfloopConfig, topics: TopicNames, tmp_path: Path, producer: Any
+) -> None:
+    """30 one-second windows of one service through a worker that keeps 8 window lengths:
+    the loop-windows changelog ends holding the 9 newest windows, and every older one was
+    written and then deleted (a tombstone)."""
+    toml = worker_toml(config) + LOOP_TOML.replace(
+        "[verification]\n", "[verification]\nretained_windows = 8\n"
+    )
+    (tmp_path / "archive.toml").write_text(toml)
+    base = float(int(time.time()) - 60)
+    for i in range(32):  # windows 0-31; the point of window 31 closes window 29 (lateness 0.3)
+        doc = {"service": "svc-archive", "metric": "memory_bytes", "value": 1e9, "ts": base + i}
+        producer.send(topics.metrics, key=b"svc-archive", value=json.dumps(doc).encode())
+    producer.flush(10)
+    worker = Worker(tmp_path / "archive.toml", tmp_path / "archive.log",
+                    {"PERFLOOP_ACTION_KEY": SECRET}).start()  # fmt: skip
+    try:
+        wait_loop_caught_up(config)
+    finally:
+        worker.stop()
+    changelog = f"{config.worker.app_id}-loop-windows-changelog"
+    last: dict[bytes, bytes | None] = {}
+    for record in read_records(broker, changelog):
+        last[record.key] = record.value
+    starts = {key: float(key.decode().split("\x1f")[1]) for key in last}
+    kept = sorted(starts[k] for k, v in last.items() if v is not None)
+    deleted = sorted(starts[k] for k, v in last.items() if v is None)
+    assert kept == [base + i for i in range(21, 30)], worker.tail()
+    assert deleted == [base + i for i in range(21)]
