@@ -248,6 +248,10 @@ clear_windows = 2
 settle_windows = 1
 post_windows = 3
 min_observations = 8
+# windows are 1 s here, not 10: keep the result deadline at wall-clock scale (5 minutes), so
+# that a worker restart on a slow machine (whose backlog of windows the loop may read before
+# the result it missed) does not pass it
+result_deadline_windows = 300
 [planner]
 cooldown_s = 0
 max_attempts = 3
