@@ -197,7 +197,7 @@ _NO_VALUES = _Store(DEFAULT_MAX_BUCKETS)  # shared by sketches without negative 
 
 
 @functools.cache
-def sketch_constants(alpha: float) -> tuple[float, float]:
+def _constants(alpha: float) -> tuple[float, float]:
     """``gamma`` and ``1 / log(gamma)`` for ``alpha`` (one pair of floats for all sketches)."""
     gamma = (1.0 + alpha) / (1.0 - alpha)
     return gamma, 1.0 / math.log(gamma)
@@ -227,7 +227,7 @@ class QuantileSketch:
         self.zero_count = 0
         self._pos = _Store(max_buckets)
         self._neg = _NO_VALUES  # a store of its own once a negative value comes
-        self._gamma, self._inv_log_gamma = sketch_constants(alpha)
+        self._gamma, self._inv_log_gamma = _constants(alpha)
 
     @property
     def count(self) -> int:
@@ -339,6 +339,43 @@ class QuantileSketch:
                 rank -= n_neg + self.zero_count
                 out.append(self._value(self._pos.key_at(cum_pos, rank, reverse=False)))
         return out
+
+    def group_quantiles(
+        self, values: npt.NDArray[np.float64], sizes: npt.NDArray[np.int64], qs: tuple[float, ...]
+    ) -> list[list[float]] | None:
+        """For consecutive groups of ``values`` (``sizes``, none empty), what
+        :meth:`quantiles` would give for a sketch of each group alone (with this sketch's
+        ``alpha``), in one numpy pass.
+
+        A quantile at rank ``r`` is the value of the bucket holding the ``r``-th value,
+        negatives first (largest magnitude first), then zeros, then positives: so sorting
+        each group's keys in that order and indexing gives every group's quantiles at once.
+        None when the keys span more than ``max_buckets`` (a sketch would merge the lowest).
+
+        >>> values, sizes = np.array([5.0, -2.0, 0.0, 40.0, 7.0, 1.5]), np.array([5, 1])
+        >>> a, b = QuantileSketch(), QuantileSketch()
+        >>> a.add(values[:5]); b.add(values[5:])
+        >>> a.group_quantiles(values, sizes, (0.5, 0.99)) == [a.quantiles((0.5, 0.99)),
+        ...                                                   b.quantiles((0.5, 0.99))]
+        True
+        """
+        sign = np.sign(values).astype(np.int64)  # -1, 0, 1: the order of the stores
+        keys = self.keys(np.where(sign == 0, 1.0, values))
+        if int(keys.max()) - int(keys.min()) >= self.max_buckets:
+            return None
+        owner = np.repeat(np.arange(sizes.size), sizes)
+        order = np.lexsort((sign * keys, sign, owner))
+        starts = np.cumsum(sizes) - sizes
+        columns = []
+        for q in qs:
+            at = order[starts + np.floor(q * (sizes - 1)).astype(np.int64)]
+            columns.append(
+                [
+                    s * self._value(key) if s else 0.0
+                    for s, key in zip(sign[at].tolist(), keys[at].tolist(), strict=True)
+                ]
+            )
+        return [list(row) for row in zip(*columns, strict=True)]
 
     def to_json(self) -> dict[str, Any]:
         """A small JSON-able form: non-empty bucket ranges as ``[offset, counts]``."""

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.messages import SeriesAggregate
-from streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch, sketch_constants
+from streams.sketch import QuantileSketch
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -163,17 +163,11 @@ _NO_SCALE = -4096  # the scale of an empty sum: below any value's
 QUANTILES = (0.5, 0.95, 0.99)  # a window's p50, p95 and p99
 
 
-def held_quantiles(
-    cells: list[WindowCell], alpha: float, max_buckets: int = DEFAULT_MAX_BUCKETS
-) -> list[tuple[float, float, float]] | None:
+def held_quantiles(cells: list[WindowCell], alpha: float) -> list[tuple[float, ...]] | None:
     """p50, p95 and p99 of cells whose samples hold every value (no sketch of their own), as
-    their sketches would give them, with one numpy pass over all their values.
-
-    A sketch's quantile at rank ``r`` is the value of the bucket holding the ``r``-th value,
-    negatives first (largest magnitude first), then zeros, then positives: so sorting each
-    cell's bucket keys in that order and indexing gives every cell's quantiles at once. None
-    when the keys span more buckets than a sketch keeps (it would have merged the lowest);
-    the caller then asks each cell's :meth:`WindowCell.full_sketch`.
+    their sketches would give them, in one numpy pass over all their samples
+    (:meth:`QuantileSketch.group_quantiles`); None when the caller should ask each cell's
+    :meth:`WindowCell.full_sketch` instead.
 
     >>> cell = WindowCell.empty(seed=1, alpha=0.01)
     >>> cell.add(np.array([5.0, -2.0, 0.0, 40.0, 7.0]), np.arange(5.0), k=8)
@@ -186,25 +180,8 @@ def held_quantiles(
     if not bool((sizes > 0).all()):
         return None
     values = np.frombuffer(b"".join(cell.sample for cell in cells), dtype=np.float64)
-    sign = np.sign(values).astype(np.int64)  # -1, 0, 1: the order of the sketch's stores
-    magnitude = np.abs(values)
-    magnitude[sign == 0] = 1.0
-    gamma, inv_log_gamma = sketch_constants(alpha)
-    keys = np.ceil(np.log(magnitude) * inv_log_gamma).astype(np.int64)
-    if int(keys.max()) - int(keys.min()) >= max_buckets:
-        return None
-    owner = np.repeat(np.arange(len(cells)), sizes)
-    order = np.lexsort((sign * keys, sign, owner))
-    starts = np.cumsum(sizes) - sizes
-    picks = []
-    for q in QUANTILES:
-        at = order[starts + np.floor(q * (sizes - 1)).astype(np.int64)]
-        picks.append(zip(sign[at].tolist(), keys[at].tolist(), strict=True))
-
-    def value(s: int, key: int) -> float:  # a bucket's value as QuantileSketch computes it
-        return s * (2.0 * gamma**key / (gamma + 1.0)) if s else 0.0
-
-    return [(value(*p50), value(*p95), value(*p99)) for p50, p95, p99 in zip(*picks, strict=True)]
+    rows = QuantileSketch(alpha).group_quantiles(values, sizes, QUANTILES)
+    return None if rows is None else [tuple(row) for row in rows]
 
 
 def _trailing_zeros(n: int) -> int:
@@ -464,7 +441,7 @@ class WindowCell:
         self,
         metric: str,
         labels: tuple[tuple[str, str], ...],
-        quantiles: tuple[float, float, float] | None = None,
+        quantiles: tuple[float, ...] | None = None,
     ) -> SeriesAggregate:
         """The closed window's aggregate of this series (quantiles clamped to [min, max]);
         ``quantiles`` are its sketch's p50, p95 and p99 when the caller has them."""
@@ -505,6 +482,7 @@ class WindowCell:
     @classmethod
     def from_json(cls, data: list[Any]) -> WindowCell:
         count, total, low, high, last, last_ts, seed, sample, sketch = data
+        restored = QuantileSketch.from_json(sketch)
         return cls.restore(
             int(count),
             total if type(total) is int else exact_of(float(total)),
@@ -514,6 +492,6 @@ class WindowCell:
             float(last_ts),
             int(seed),
             array("d", [float(v) for v in sample]),
-            restored := QuantileSketch.from_json(sketch),
+            restored,
             restored.alpha,
         )
