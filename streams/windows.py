@@ -9,8 +9,10 @@ point whose window has already closed is LATE - returned with its record and cou
 added. An idle partition (no points for ``idle_timeout`` seconds of wall clock) moves its
 watermark on as if event time had kept pace with the wall clock.
 
-Updates are vectorized: one stable sort by (series, window) and numpy ``reduceat`` per batch;
-Python only loops over the (series, window) groups.
+Updates are vectorized: a batch's points are held per window, in arrival order, until the
+window closes (or ``PENDING_POINTS`` are held, or the state is saved); then one stable sort by
+(series, window) and numpy ``reduceat`` add them to the cells, so Python loops once per
+(series, window) group however many batches its points came in.
 
 >>> from streams.decode import DecodedBatch, SeriesKey
 >>> from schemas.config import WindowsConfig
@@ -62,6 +64,7 @@ _HEAD = struct.Struct("<I")
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
 Emit = Callable[[WindowAggregate], None]
 _FEW = 8  # groups of at most this many points are added in plain Python, not numpy
+PENDING_POINTS = 1 << 16  # points held unfolded before they are added to their cells
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,9 @@ class PartitionWindows:
         self._series: list[SeriesKey] = []
         self._series_ids: dict[SeriesKey, int] = {}
         self._windows: dict[int, dict[int, WindowCell]] = {}
+        # points not yet added to cells, per window: (series id, ts, value) chunks in arrival order
+        self._pending: dict[int, list[tuple[npt.NDArray[Any], ...]]] = {}
+        self._pending_points = 0
         self._proto = QuantileSketch(self.config.sketch_alpha)
 
     @property
@@ -113,6 +119,7 @@ class PartitionWindows:
     @property
     def open_cells(self) -> int:
         """How many (series, window) aggregates are open."""
+        self._fold_pending()
         return sum(len(cells) for cells in self._windows.values())
 
     # -- updates -------------------------------------------------------------------------------
@@ -187,6 +194,42 @@ class PartitionWindows:
         return sid
 
     def _aggregate(
+        self,
+        gid: npt.NDArray[np.int64],
+        w: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+        values: npt.NDArray[np.float64],
+    ) -> None:
+        """Hold the points, by window, until their window closes or ``PENDING_POINTS`` are
+        held: a cell then gets all its points in one group, not a few at a time (a point's
+        cell and its place in the cell's arrival order are the same either way)."""
+        pending = self._pending
+        w_min, w_max = int(w.min()), int(w.max())
+        if w_min == w_max:
+            pending.setdefault(w_min, []).append((gid, ts, values))
+        else:
+            for wi in np.unique(w).tolist():
+                at = w == wi
+                pending.setdefault(wi, []).append((gid[at], ts[at], values[at]))
+        self._pending_points += gid.size
+        if self._pending_points > PENDING_POINTS:
+            self._fold_pending()
+
+    def _fold_pending(self, windows: list[int] | None = None) -> None:
+        """Add the held points of ``windows`` (default: all) to their cells."""
+        pending = self._pending
+        chosen = [wi for wi in (pending if windows is None else windows) if wi in pending]
+        if not chosen:
+            return
+        parts = [(wi, chunk) for wi in chosen for chunk in pending.pop(wi)]
+        gid = np.concatenate([c[0] for _, c in parts])
+        ts = np.concatenate([c[1] for _, c in parts])
+        values = np.concatenate([c[2] for _, c in parts])
+        w = np.repeat(np.array([wi for wi, _ in parts], np.int64), [c[0].size for _, c in parts])
+        self._pending_points -= gid.size
+        self._add_to_cells(gid, w, ts, values)
+
+    def _add_to_cells(
         self,
         gid: npt.NDArray[np.int64],
         w: npt.NDArray[np.int64],
@@ -276,16 +319,18 @@ class PartitionWindows:
     # -- closing -------------------------------------------------------------------------------
 
     def _close(self, emit: Emit | None = None) -> list[WindowAggregate]:
-        if not self._windows or self._watermark == -math.inf:
+        if not (self._windows or self._pending) or self._watermark == -math.inf:
             return []
         closed_before = math.floor(self._watermark / self.config.length_s)
-        done = sorted(wi for wi in self._windows if wi < closed_before)
+        done = sorted(wi for wi in {*self._windows, *self._pending} if wi < closed_before)
         out: list[WindowAggregate] = []
         push = out.append if emit is None else emit
+        self._fold_pending(done)
         for wi in done:
             for window in self._aggregates(wi, self._windows.pop(wi)):
                 push(window)
-        if done and len(self._series) > 1024 + 2 * self.open_cells:
+        held = sum(len(cells) for cells in self._windows.values()) + self._pending_points
+        if done and len(self._series) > 1024 + 2 * held:
             self._compact()
         return out
 
@@ -324,6 +369,7 @@ class PartitionWindows:
             yield window
 
     def _compact(self) -> None:
+        self._fold_pending()
         used = sorted({sid for cells in self._windows.values() for sid in cells})
         remap = {old: new for new, old in enumerate(used)}
         self._series = [self._series[old] for old in used]
@@ -336,6 +382,7 @@ class PartitionWindows:
     # -- state ---------------------------------------------------------------------------------
 
     def _header(self) -> tuple[dict[str, Any], list[int], dict[int, int]]:
+        self._fold_pending()
         used = sorted({sid for cells in self._windows.values() for sid in cells})
         remap = {old: new for new, old in enumerate(used)}
         head = {

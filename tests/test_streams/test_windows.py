@@ -11,6 +11,7 @@ import pytest
 
 from schemas.config import WindowsConfig
 from schemas.messages import WindowAggregate
+from streams import windows
 from streams.decode import MetricDecoder, RawRecord
 from streams.window_cell import exact_sums
 from streams.windows import PartitionWindows
@@ -87,8 +88,16 @@ def test_aggregates_match_numpy() -> None:
     assert seen == len(rows)
 
 
+@pytest.fixture(params=[0, 97, windows.PENDING_POINTS], ids=lambda n: f"held{n}")
+def held_points(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many points the windows hold before adding them to cells: 0 adds every batch's
+    points at once, the default only at a window's close."""
+    monkeypatch.setattr(windows, "PENDING_POINTS", request.param)
+    return int(request.param)
+
+
 @pytest.mark.parametrize("batch_size", [1, 7, 250])
-def test_result_does_not_depend_on_batch_boundaries(batch_size: int) -> None:
+def test_result_does_not_depend_on_batch_boundaries(batch_size: int, held_points: int) -> None:
     rows = random_rows(1500, seed=3)
     rows += [("api", "latency_ms", T0 + 5, 1.0)]  # late: its window closed long ago
     whole = PartitionWindows(CFG)
@@ -242,7 +251,7 @@ def test_state_stays_small_per_series() -> None:
     assert len(pw.to_bytes()) / 50 < 4000
 
 
-def test_single_points_of_many_series_match_bulk_adds_bit_for_bit() -> None:
+def test_single_points_of_many_series_match_bulk_adds_bit_for_bit(held_points: int) -> None:
     """One point a (series, window) and small groups take plain-Python paths; large groups
     take numpy's. Any batching gives the same state, to the bit."""
     rng = np.random.default_rng(5)
@@ -263,6 +272,22 @@ def test_single_points_of_many_series_match_bulk_adds_bit_for_bit() -> None:
         feed(pw, recs, batch_size)
         states.append(pw.to_bytes())
     assert states[1:] == states[:-1]
+
+
+def test_points_held_for_their_window_stay_within_the_bound(held_points: int) -> None:
+    """Points wait for their window's close unfolded, but never more than the bound: past it
+    they are added to their cells at once, with the same result."""
+    recs = records(random_rows(3000, seed=4))
+    whole = PartitionWindows(CFG)
+    want = feed(whole, recs, len(recs))
+    pw = PartitionWindows(CFG)
+    dec = MetricDecoder()
+    got: list[WindowAggregate] = []
+    for i in range(0, len(recs), 40):
+        got += pw.update(dec.decode(recs[i : i + 40], now=NOW)).closed
+        assert pw._pending_points <= held_points
+    assert got and [w.model_dump() for w in got] == [w.model_dump() for w in want]
+    assert pw.to_bytes() == whole.to_bytes()
 
 
 def test_exact_sums_agree_whichever_way_they_group() -> None:
