@@ -31,6 +31,7 @@ import base64
 import bisect
 import itertools
 import logging
+import operator
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -53,6 +54,7 @@ CHUNK_BYTES = 1024 * 1024  # record values decoded at once
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024  # large fetches: the fetcher refills a partition only
 FETCH_MAX_BYTES = 32 * 1024 * 1024  # once its buffer is drained, and a refill is a round trip
 IDLE_EVERY_S = 1.0
+_VALUE = operator.attrgetter("value")
 READ_TIMEOUT_S = 30.0
 
 
@@ -344,7 +346,10 @@ def _chunks(records: list[Any], limit: int) -> Iterator[list[Any]]:
     >>> [[r.offset for r in c] for c in _chunks(rs, 2)], [len(c) for c in _chunks(rs, 99)]
     ([[0], [1], [2], [3]], [4])
     """
-    ends = list(itertools.accumulate(len(record.value or b"") for record in records))
+    try:
+        ends = list(itertools.accumulate(map(len, map(_VALUE, records))))
+    except TypeError:  # a record without a value (None)
+        ends = list(itertools.accumulate(len(record.value or b"") for record in records))
     start, n = 0, len(records)
     while start < n:
         below = ends[start - 1] if start else 0  # the bytes before this slice
