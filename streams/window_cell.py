@@ -445,26 +445,35 @@ class WindowCell:
     ) -> SeriesAggregate:
         """The closed window's aggregate of this series (quantiles clamped to [min, max]);
         ``quantiles`` are its sketch's p50, p95 and p99 when the caller has them."""
+        return SeriesAggregate.model_validate(self.series_fields(metric, labels, quantiles))
+
+    def series_fields(
+        self,
+        metric: str,
+        labels: tuple[tuple[str, str], ...],
+        quantiles: tuple[float, ...] | None = None,
+    ) -> dict[str, Any]:
+        """The fields of :meth:`to_series_aggregate`, unvalidated: a window validates all
+        of its series in one call."""
         if quantiles is None:
             p50, p95, p99 = self.full_sketch().quantiles(QUANTILES)
         else:
             p50, p95, p99 = quantiles
         low, high = self.min, self.max
-        p50, p95, p99 = (min(max(q, low), high) for q in (p50, p95, p99))
-        return SeriesAggregate(
-            metric=metric,
-            labels=dict(labels),
-            count=self.count,
-            sum=self.sum,
-            min=self.min,
-            max=self.max,
-            mean=self.mean,
-            last=self.last,
-            p50=p50,
-            p95=p95,
-            p99=p99,
-            sample=self.sample.tolist(),
-        )
+        return {
+            "metric": metric,
+            "labels": dict(labels),
+            "count": self.count,
+            "sum": self.sum,
+            "min": low,
+            "max": high,
+            "mean": self.mean,
+            "last": self.last,
+            "p50": low if p50 < low else high if p50 > high else p50,
+            "p95": low if p95 < low else high if p95 > high else p95,
+            "p99": low if p99 < low else high if p99 > high else p99,
+            "sample": self.sample.tolist(),
+        }
 
     def to_json(self) -> list[Any]:
         return [

@@ -353,15 +353,17 @@ class PartitionWindows:
                 self.dropped_series += len(rows) - MAX_SERIES_PER_WINDOW
                 rows = rows[:MAX_SERIES_PER_WINDOW]
             try:
-                window = WindowAggregate(
-                    window_id=window_id(service, start),
-                    service=service,
-                    start=start,
-                    end=end,
-                    series=[
-                        cells.pop(sid).to_series_aggregate(m, lab, quantiles_of.get(sid))
-                        for m, lab, sid in rows
-                    ],
+                window = WindowAggregate.model_validate(
+                    {
+                        "window_id": window_id(service, start),
+                        "service": service,
+                        "start": start,
+                        "end": end,
+                        "series": [
+                            cells.pop(sid).series_fields(m, lab, quantiles_of.get(sid))
+                            for m, lab, sid in rows
+                        ],
+                    }
                 )
             except ValidationError:  # e.g. a window ending beyond the schema's future limit
                 self.dropped_windows += 1
