@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from streams.window_cell import (
     exact_parts,
     exact_sums,
     held_quantiles,
+    seed_prefix,
     stable_seed,
 )
 
@@ -105,6 +107,7 @@ class PartitionWindows:
         self.dropped_series = 0
         self._series: list[SeriesKey] = []
         self._series_ids: dict[SeriesKey, int] = {}
+        self._seed_prefixes: list[str] = []  # per series, what its cells' seeds start from
         self._windows: dict[int, dict[int, WindowCell]] = {}
         # points not yet added to cells, per window: (series id, ts, value) chunks in arrival order
         self._pending: dict[int, list[tuple[npt.NDArray[Any], ...]]] = {}
@@ -191,6 +194,7 @@ class PartitionWindows:
         if sid is None:
             sid = self._series_ids[key] = len(self._series)
             self._series.append(key)
+            self._seed_prefixes.append(seed_prefix(*key))
         return sid
 
     def _aggregate(
@@ -249,7 +253,7 @@ class PartitionWindows:
         keys = self._proto.keys(mag)
         k = self.config.sample_size
         alpha = self.config.sketch_alpha
-        windows, series = self._windows, self._series
+        windows, prefixes = self._windows, self._seed_prefixes
 
         def cell_of(wi: int, si: int) -> WindowCell:
             cells = windows.get(wi)
@@ -257,7 +261,7 @@ class PartitionWindows:
                 cells = windows[wi] = {}
             cell = cells.get(si)
             if cell is None:
-                cell = cells[si] = WindowCell.empty(stable_seed(*series[si], wi), alpha)
+                cell = cells[si] = WindowCell.empty(stable_seed(wi, prefix=prefixes[si]), alpha)
             return cell
 
         if starts.size == n:  # one point a group (single-point messages): plain Python
@@ -293,6 +297,7 @@ class PartitionWindows:
         few = bool(small.any())
         value_list = values.tolist() if few else []
         key_list = keys.tolist() if few else []
+        restore = WindowCell.restore
         bounds = np.append(starts, n).tolist()
         rows2 = zip(
             w[starts].tolist(),
@@ -307,8 +312,18 @@ class PartitionWindows:
             strict=True,
         )
         for j, (wi, si, count, total, low, high, last, last_ts, is_small) in enumerate(rows2):
-            cell = cell_of(wi, si)
             s, e = bounds[j], bounds[j + 1]
+            cells = windows.get(wi)
+            if cells is None:
+                cells = windows[wi] = {}
+            cell = cells.get(si)
+            if cell is None and count <= k:  # a new cell whose sample takes the whole group
+                held = array("d", value_list[s:e] if is_small else values[s:e].tobytes())
+                seed = stable_seed(wi, prefix=prefixes[si])
+                cells[si] = restore(count, total, low, high, last, last_ts, seed, held, None, alpha)
+                continue
+            if cell is None:
+                cell = cell_of(wi, si)
             if is_small:
                 cell.add_few(
                     count, total, low, high, last, last_ts, value_list[s:e], key_list[s:e], k
@@ -329,8 +344,7 @@ class PartitionWindows:
         for wi in done:
             for window in self._aggregates(wi, self._windows.pop(wi)):
                 push(window)
-        held = sum(len(cells) for cells in self._windows.values()) + self._pending_points
-        if done and len(self._series) > 1024 + 2 * held:
+        if done and len(self._series) > 1024 + 2 * self._open_cells_at_most():
             self._compact()
         return out
 
@@ -370,12 +384,23 @@ class PartitionWindows:
                 continue
             yield window
 
+    def _open_cells_at_most(self) -> int:
+        """The open cells plus the (series, window) pairs of the held points, without adding
+        those to cells (a pair in both counts twice)."""
+        count = sum(len(cells) for cells in self._windows.values())
+        if len(self._series) <= 1024 + 2 * count:
+            return count  # small enough whatever is held
+        for chunks in self._pending.values():
+            count += np.unique(np.concatenate([chunk[0] for chunk in chunks])).size
+        return count
+
     def _compact(self) -> None:
         self._fold_pending()
         used = sorted({sid for cells in self._windows.values() for sid in cells})
         remap = {old: new for new, old in enumerate(used)}
         self._series = [self._series[old] for old in used]
         self._series_ids = {key: i for i, key in enumerate(self._series)}
+        self._seed_prefixes = [self._seed_prefixes[old] for old in used]
         self._windows = {
             wi: {remap[sid]: cell for sid, cell in cells.items()}
             for wi, cells in self._windows.items()

@@ -335,3 +335,27 @@ def test_emitted_windows_are_those_returned_and_counted() -> None:
     closed = stage.advance_idle(NOW + 10_000, emit=sink.append)
     assert list(closed) == [0] and closed[0] == []
     assert sink == emitted and stage.counters(0).windows == len(sink)
+
+
+def test_series_ids_compacted_away_keep_each_cells_seed() -> None:
+    """Series that stop sending are forgotten once their windows close; the series left get
+    new ids, and their cells the same seeds (so the same samples) as in a fresh partition."""
+
+    def batches(windows: range) -> list[RawRecord]:
+        out = []
+        for window in windows:  # 1,500 series a window, all new every window
+            for series in range(window * 1500, window * 1500 + 1500):
+                ts = [T0 + window * 10 + j / 4 + series / 1e4 for j in range(20)]
+                body = {"service": f"svc{series}", "metric": "latency_ms", "ts": ts,
+                        "values": [float(series % 97 + j) for j in range(20)]}  # fmt: skip
+                out.append(RawRecord(json.dumps(body).encode(), None, 0, len(out)))
+        return out
+
+    pw = PartitionWindows(CFG)
+    closed = feed(pw, batches(range(5)), 500)
+    assert len(pw._series) < 4500  # the first windows' series were let go
+    fresh = PartitionWindows(CFG)
+    again = feed(fresh, batches(range(3, 5)), 500)
+    want = [w.model_dump() for w in again if w.start == T0 + 30]
+    assert len(want) == 1500 and all(len(s["sample"]) == 16 for w in want for s in w["series"])
+    assert [w.model_dump() for w in closed if w.start == T0 + 30] == want
