@@ -29,6 +29,7 @@ strings or booleans) and ``schema_version`` must be the integer 1.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -41,7 +42,15 @@ from pydantic_core import from_json
 
 from schemas.config import IngestConfig
 from schemas.vocabulary import NON_NEGATIVE_METRICS
-from streams.decoded import DecodedBatch, Labels, RawRecord, RecordLike, Rejection, SeriesKey
+from streams.decoded import (
+    DecodedBatch,
+    Labels,
+    RawRecord,
+    RecordLike,
+    Rejection,
+    SeriesKey,
+    Sources,
+)
 
 __all__ = [
     "DecodedBatch",
@@ -103,7 +112,7 @@ class MetricDecoder:
         p_ts: list[float] = []
         p_val: list[float] = []
         p_ridx: list[int] = []
-        sources = [(record.partition, record.offset) for record in records]
+        sources = Sources(records)
         rejections: list[Rejection] = []
 
         def flush_points() -> None:
@@ -161,7 +170,7 @@ class MetricDecoder:
     # -- one message -------------------------------------------------------------------------
 
     def _plain_points(
-        self, objs: list[Any], max_ts: float, sources: list[tuple[int, int]]
+        self, objs: list[Any], max_ts: float, sources: Sources
     ) -> DecodedBatch | None:
         """The batch when every record is a good point of exactly ``service``, ``metric``,
         ``value`` and ``ts``, checked column by column (each distinct new name once); None
@@ -245,7 +254,8 @@ class MetricDecoder:
         if len(raws) > 1:
             try:
                 body = b",\n".join(raws)  # type: ignore[arg-type]  # TypeError on None
-                if b"[" not in body and all(raw[:1] == b"{" for raw in raws):  # type: ignore[index]
+                opened = all(map(bytes.startswith, raws, itertools.repeat(b"{")))  # type: ignore[arg-type]
+                if opened and b"[" not in body:
                     objs = from_json(b"[" + body + b"]")
                     if len(objs) == len(raws):
                         return objs

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +42,33 @@ class SeriesKey(NamedTuple):
     labels: Labels
 
 
+class Sources(Sequence[tuple[int, int]]):
+    """The (partition, offset) of each record, read from the records when asked for (most
+    batches never ask: only their late or rejected records are looked up).
+
+    >>> Sources([RawRecord(b"{}", None, 3, 41), RawRecord(b"{}", None, 3, 42)])[1]
+    (3, 42)
+    """
+
+    __slots__ = ("_records",)
+
+    def __init__(self, records: Sequence[RecordLike]) -> None:
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(index, slice):
+            return [(r.partition, r.offset) for r in self._records[index]]
+        record = self._records[index]
+        return record.partition, record.offset
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A record that failed validation: where it was, why, and how many points it held."""
@@ -66,7 +94,7 @@ class DecodedBatch:
     ts: npt.NDArray[np.float64]
     values: npt.NDArray[np.float64]
     record_idx: npt.NDArray[np.int32]
-    sources: list[tuple[int, int]]
+    sources: Sequence[tuple[int, int]]
     rejections: list[Rejection]
 
     @property

@@ -315,7 +315,7 @@ def assert_same_as_one_by_one(
     assert [
         (r.index, r.offset, r.field, r.reason, r.points) for r in whole.rejections
     ] == rejections
-    assert whole.sources == [(1, 100 + i) for i in range(len(values))]
+    assert list(whole.sources) == [(1, 100 + i) for i in range(len(values))]
     assert whole.series == list(dict.fromkeys(p[1] for p in points))
 
 
