@@ -50,6 +50,7 @@ class AttemptRecord:
     applied_at: float | None = None
     verdict: str | None = None
     verification_id: str | None = None
+    overdue_at: float | None = None  # the end of the first window past the result deadline
 
     @property
     def outcome(self) -> str | None:

@@ -12,6 +12,12 @@ decided from the windows archived so far by their event time, including those th
 before the event at hand, never by which came first; within ``verification.retained_windows``
 the outcome is the same in any order.
 
+A command whose result has not come when a window past its deadline does is escalated only
+once the caller says no result can still be waiting unread (``results_behind``): a worker
+restarted after a long stop may read the windows of its downtime before a result it had
+already handled once. The escalation then carries the end of that first window past the
+deadline, however long the wait.
+
 States: breached -> diagnosed -> acting (command sent) -> verifying (result ``applied``) ->
 resolved, or back to diagnosed for the next remedy, or escalated (remedies exhausted,
 attempt limit, circuit breaker, executor rejection or repeated failure, no result within
@@ -309,7 +315,22 @@ class Loop:
             return out
         return out
 
-    def on_window(self, book: ServiceBook, window: WindowAggregate) -> LoopOutput:
+    def result_overdue(self, book: ServiceBook, window_end: float) -> bool:
+        """Whether a window ending at ``window_end`` passes the result deadline of a command
+        still waiting for its result (then ``on_window`` needs to know ``results_behind``)."""
+        return any(
+            inc.state == "acting"
+            and inc.current is not None
+            and window_end > self._result_deadline(inc.current.issued_at)
+            for inc in book.incidents.values()
+        )
+
+    def on_window(
+        self, book: ServiceBook, window: WindowAggregate, results_behind: bool = False
+    ) -> LoopOutput:
+        """Archive ``window`` and move the service's incidents on. ``results_behind``: action
+        results may still be waiting unread, so a command past its result deadline is not
+        escalated yet (see the module docstring)."""
         out = LoopOutput()
         det = self.config.detection.for_service(book.service)
         retained_s = self.config.verification.retained_windows * self.config.windows.length_s
@@ -324,7 +345,10 @@ class Loop:
             elif inc.state == "acting" and att is not None:
                 # counted in event time: the first window that ends past the deadline
                 if window.end > self._result_deadline(att.issued_at):
-                    self._no_result(out, book, inc, window.end)
+                    if att.overdue_at is None or window.end < att.overdue_at:
+                        att.overdue_at = window.end
+                    if not results_behind:
+                        self._no_result(out, book, inc, att.overdue_at)
             elif inc.state == "diagnosed" and inc.waiting:
                 out.extend(self._plan(book, inc, window.end))
         return out

@@ -195,6 +195,39 @@ def test_no_result_within_the_deadline_escalates() -> None:
     assert "no result" in run.sent.transitions[-1].reason
 
 
+def test_past_the_deadline_a_result_that_may_be_unread_is_waited_for() -> None:
+    """A restarted worker can read the windows of its downtime before a result it had
+    handled once: while results may be unread, the deadline does not escalate."""
+    run = Run()
+    open_incident(run)
+    (command,) = run.sent.commands
+    for _ in range(40):
+        window_end = T0 + 10 * run.next + 10
+        behind = run.loop.result_overdue(run.book, window_end)
+        run.feed(run.loop.on_window(run.book, window(run.next, 18e9), results_behind=behind))
+        run.next += 1
+    assert run.states()[-1] == "acting"  # 40 windows: 10 past the deadline, none escalated
+    run.feed(run.loop.on_result(run.book, applied(command.action_id)))
+    assert run.states()[-2:] == ["verifying", "resolved"]  # its windows were already there
+
+
+def test_once_no_result_can_be_unread_the_deadline_escalates_at_its_first_window() -> None:
+    live = Run()
+    open_incident(live)
+    live.windows(40, 40e9)
+    waited = Run()
+    open_incident(waited)
+    for i in range(40):
+        behind = i < 35  # the results are read up to their end after 35 windows
+        out = waited.loop.on_window(waited.book, window(waited.next, 40e9), results_behind=behind)
+        waited.feed(out)
+        waited.next += 1
+    assert waited.states()[-1] == "escalated"
+    assert [t.model_dump() for t in waited.sent.transitions] == [
+        t.model_dump() for t in live.sent.transitions
+    ]
+
+
 def test_diagnosis_before_breach_and_redelivery_are_harmless() -> None:
     run = Run()
     run.windows(3, 40e9)
