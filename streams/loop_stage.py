@@ -9,19 +9,26 @@ one worker) and keeps each service's :class:`~streams.incident.ServiceBook` in t
 new book: a crash replays the event and sends the same messages again (same ids: consumers
 dedupe, executors never run an action twice) instead of losing them.
 
+Faust interleaves the four topics as it fetches them, so after a long stop the agent can read
+the windows of the downtime before an action result it had already handled once. A window that
+passes a command's result deadline is therefore handed to the loop with whether results may
+still be waiting unread (:class:`ResultsProgress`); the command escalates only once none can.
+
 The planner's bandit is one per worker, saved to the worker's state folder after every reward.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from actions.bandit import RemedyBandit
+from actions.kafka_clients import KafkaConsumer, TopicPartition
 from actions.planner import Planner
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
@@ -45,6 +52,67 @@ def _save_bandit(planner: Planner, state_dir: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(planner.bandit.dumps())
     os.replace(tmp, path)
+
+
+class ResultsProgress:
+    """Whether the loop agent may still have unread records on its ``action-results``
+    partitions: asked only when a window passes a command's result deadline.
+
+    A partition is read up to the offset after the last result the agent handled, or up to
+    the group's committed offset when that is further (the agent may not have handled any
+    since it got the partition); it is behind while that is short of the partition's end.
+    """
+
+    def __init__(self, config: PerfloopConfig, assigned: Callable[[], Iterable[int]]) -> None:
+        self.assigned = assigned  # the action-results partitions the agent reads
+        self.topic = config.topics.names.action_results
+        self.bootstrap = config.broker.bootstrap
+        self.group = config.worker.app_id
+        self.read: dict[int, int] = {}  # partition -> offset after the last result handled
+
+    def handled(self, partition: int, offset: int) -> None:
+        """The agent is done with the result at ``offset``."""
+        self.read[partition] = max(self.read.get(partition, 0), offset + 1)
+
+    def forget(self) -> None:
+        """After a rebalance: a partition given back is read again from the committed offset."""
+        self.read.clear()
+
+    async def behind(self) -> bool:
+        """True while an assigned partition has results the agent has not handled; False when
+        none has, or when the broker cannot tell (a deadline then escalates as it would)."""
+        partitions = sorted(self.assigned())
+        if not partitions:
+            return False
+        try:
+            ends = await asyncio.to_thread(self._offsets, partitions)
+        except Exception as exc:  # noqa: BLE001 - the deadline goes on without the check
+            log.warning("cannot read the offsets of %s: %s", self.topic, exc)
+            return False
+        return any(
+            max(self.read.get(p, 0), committed) < end for p, (committed, end) in ends.items()
+        )
+
+    def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        """Per partition, the group's committed offset (the log start if none) and the end;
+        a client of its own for the call (it is rare: only past a deadline)."""
+        client = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            client_id=f"{self.group}-results-progress",
+        )
+        try:
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            starts = client.beginning_offsets(tps)
+            ends = client.end_offsets(tps)
+            out = {}
+            for tp in tps:
+                committed = client.committed(tp)
+                out[tp.partition] = (starts[tp] if committed is None else committed, ends[tp])
+            return out
+        finally:
+            client.close()
 
 
 def install_loop(
@@ -80,9 +148,22 @@ def install_loop(
         "labels": topic(names.labels),
     }
 
-    def handle(book: ServiceBook, source: str, value: bytes) -> LoopOutput:
+    progress = ResultsProgress(
+        config,
+        lambda: [
+            tp.partition for tp in app.consumer.assignment() if tp.topic == names.action_results
+        ],
+    )
+
+    @app.on_partitions_revoked.connect
+    async def forget_progress(app_: Any, revoked: Any, **_: Any) -> None:
+        progress.forget()
+
+    async def handle(book: ServiceBook, source: str, value: bytes) -> LoopOutput:
         if source == names.windows:
-            return loop.on_window(book, WindowAggregate.model_validate_json(value))
+            window = WindowAggregate.model_validate_json(value)
+            behind = loop.result_overdue(book, window.end) and await progress.behind()
+            return loop.on_window(book, window, results_behind=behind)
         if source == names.breaches:
             return loop.on_breach(book, Breach.model_validate_json(value))
         if source == names.diagnoses:
@@ -104,6 +185,8 @@ def install_loop(
         async for event in stream.events():
             msg = event.message
             key = msg.key
+            if msg.topic == names.action_results:  # handled before any later event is
+                progress.handled(msg.partition, msg.offset)
             if not key:
                 log.warning("%s[%d]@%d has no service key; ignored", msg.topic, msg.partition,
                             msg.offset)  # fmt: skip
@@ -115,7 +198,7 @@ def install_loop(
                 else ServiceBook(key.decode(), archive=archive)
             )
             try:
-                out = handle(book, msg.topic, event.value)
+                out = await handle(book, msg.topic, event.value)
             except ValueError as exc:  # a malformed message from outside: dead-letter, go on
                 log.error("%s[%d]@%d rejected: %s", msg.topic, msg.partition, msg.offset, exc)
                 letter = dead_letter(msg, msg.topic, str(exc), None, time.time())

@@ -281,12 +281,19 @@ def loop_config(config: PerfloopConfig, path: Path) -> Path:
 class LoopRun:
     """A worker, an executor with the test-service handler, and the services' producer."""
 
-    def __init__(self, broker: str, config: PerfloopConfig, topics: TopicNames, tmp: Path,
-                 services: list[TestService]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        broker: str,
+        config: PerfloopConfig,
+        topics: TopicNames,
+        tmp: Path,
+        services: list[TestService],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.topics = topics
         self.worker = Worker(
             loop_config(config, tmp / "loop.toml"), tmp / "worker.log",
-            {"PERFLOOP_ACTION_KEY": SECRET},
+            {"PERFLOOP_ACTION_KEY": SECRET, **(env or {})},
         ).start()  # fmt: skip
         self.handler = ServiceHandler(services)
         exec_cfg = config.model_copy(

@@ -1,5 +1,6 @@
-"""kill -9 of the worker while an incident is verifying, then a replay of the recorded
-metrics and action results into fresh topics: the same incidents, commands and verdicts."""
+"""kill -9 of the worker while an incident is verifying, down for longer than the result
+deadline, then a replay of the recorded metrics and action results into fresh topics: the
+same incidents, commands and verdicts."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
 
 pytestmark = pytest.mark.broker
+# 30 windows of 1 s: the worker below stays down for 40 s, and on its restart it may read the
+# windows of that time before an action result it had handled once; it must wait for it
+DEADLINE = {"PERFLOOP_VERIFICATION__RESULT_DEADLINE_WINDOWS": "30"}
 
 
 def dedupe(messages: list[dict[str, Any]], key: str | tuple[str, ...]) -> dict[Any, dict[str, Any]]:
@@ -73,10 +77,11 @@ def test_kill9_while_verifying_then_replay_gives_the_same_loop(
     producer = KafkaProducer(bootstrap_servers=broker, linger_ms=5)
     a = TestService(producer, topics.metrics, "svc-a", 40e9, {"reduce_ttl"})
     b = TestService(producer, topics.metrics, "svc-b", 40e9, {"increase_eviction"})
-    run = LoopRun(broker, config, topics, tmp_path, [a, b])
+    run = LoopRun(broker, config, topics, tmp_path, [a, b], env=DEADLINE)
     try:
         run.wait_state("svc-a", "verifying")
         run.worker.kill9()  # mid-verification
+        time.sleep(40)  # down for longer than the result deadline (metrics keep coming)
         run.worker.start()
         run.wait_state("svc-a", "resolved", timeout_s=120)
         run.wait_state("svc-b", "resolved", timeout_s=120)
@@ -116,7 +121,7 @@ def test_kill9_while_verifying_then_replay_gives_the_same_loop(
         producer.send(names.metrics, key=key, value=value)
     producer.flush(30)
     worker = Worker(loop_config(replay_cfg, tmp_path / "replay.toml"), tmp_path / "replay.log",
-                    {"PERFLOOP_ACTION_KEY": SECRET}).start()  # fmt: skip
+                    {"PERFLOOP_ACTION_KEY": SECRET, **DEADLINE}).start()  # fmt: skip
     reader = TopicReader(broker, names.incidents, names.actions, names.verifications)
     try:
 
