@@ -61,26 +61,39 @@ class ResultsProgress:
     A partition is read up to the offset after the last result the agent handled, or up to
     the group's committed offset when that is further (the agent may not have handled any
     since it got the partition); it is behind while that is short of the partition's end.
+    A "behind" answer stands for ``recheck_s`` seconds, or until the agent handles a result,
+    so that a backlog of windows past deadlines asks the broker about once a second.
     """
 
-    def __init__(self, config: PerfloopConfig, assigned: Callable[[], Iterable[int]]) -> None:
+    def __init__(
+        self,
+        config: PerfloopConfig,
+        assigned: Callable[[], Iterable[int]],
+        recheck_s: float = 1.0,
+    ) -> None:
         self.assigned = assigned  # the action-results partitions the agent reads
         self.topic = config.topics.names.action_results
         self.bootstrap = config.broker.bootstrap
         self.group = config.worker.app_id
+        self.recheck_s = recheck_s
         self.read: dict[int, int] = {}  # partition -> offset after the last result handled
+        self._behind_until = 0.0  # monotonic time until which the last "behind" stands
 
     def handled(self, partition: int, offset: int) -> None:
         """The agent is done with the result at ``offset``."""
         self.read[partition] = max(self.read.get(partition, 0), offset + 1)
+        self._behind_until = 0.0
 
     def forget(self) -> None:
         """After a rebalance: a partition given back is read again from the committed offset."""
         self.read.clear()
+        self._behind_until = 0.0
 
     async def behind(self) -> bool:
         """True while an assigned partition has results the agent has not handled; False when
         none has, or when the broker cannot tell (a deadline then escalates as it would)."""
+        if time.monotonic() < self._behind_until:
+            return True
         partitions = sorted(self.assigned())
         if not partitions:
             return False
@@ -89,9 +102,12 @@ class ResultsProgress:
         except Exception as exc:  # noqa: BLE001 - the deadline goes on without the check
             log.warning("cannot read the offsets of %s: %s", self.topic, exc)
             return False
-        return any(
+        behind = any(
             max(self.read.get(p, 0), committed) < end for p, (committed, end) in ends.items()
         )
+        if behind:
+            self._behind_until = time.monotonic() + self.recheck_s
+        return behind
 
     def _offsets(self, partitions: list[int]) -> dict[int, tuple[int, int]]:
         """Per partition, the group's committed offset (the log start if none) and the end;
