@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from schemas.config import DetectionConfig
 from schemas.messages import WindowAggregate
-from streams.signals import _series, _sum, window_signals
+from streams.signals import _sum, series_by_metric, window_signals
 from streams.verify import WindowObservation
 
 
@@ -23,13 +23,14 @@ def window_observations(
 ) -> dict[str, WindowObservation]:
     """signal name -> the window's observation of it (``config`` is the service's)."""
     out: dict[str, WindowObservation] = {}
+    series = series_by_metric(window)
     for sig in window_signals(window, config):
         if sig.name == "cache_hit_rate":
-            hits = _sum(window, "cache_hits") or 0.0
-            misses = _sum(window, "cache_misses") or 0.0
+            hits = _sum(series.get("cache_hits")) or 0.0
+            misses = _sum(series.get("cache_misses")) or 0.0
             out[sig.name] = WindowObservation(window.start, sig.value, [], (hits, misses))
             continue
         metric = sig.name.split(".")[0]
-        sample = [x for s in _series(window, metric) for x in s.sample]
+        sample = [x for s in series.get(metric, []) for x in s.sample]
         out[sig.name] = WindowObservation(window.start, sig.value, sample)
     return out

@@ -43,34 +43,35 @@ class Signal:
     rule: ThresholdRule
 
 
-def _series(agg: WindowAggregate, metric: str) -> list[SeriesAggregate]:
-    found = [s for s in agg.series if s.metric == metric]
-    plain = [s for s in found if not s.labels]
-    return plain or found
+def series_by_metric(agg: WindowAggregate) -> dict[str, list[SeriesAggregate]]:
+    """Each metric's series to read: its unlabelled one when the window has it, otherwise all
+    its labelled ones."""
+    found: dict[str, list[SeriesAggregate]] = {}
+    for s in agg.series:
+        found.setdefault(s.metric, []).append(s)
+    return {
+        metric: ([s for s in group if not s.labels] or group) if len(group) > 1 else group
+        for metric, group in found.items()
+    }
 
 
-def _max(agg: WindowAggregate, metric: str) -> float | None:
-    found = _series(agg, metric)
+def _max(found: list[SeriesAggregate] | None) -> float | None:
     return max(s.max for s in found) if found else None
 
 
-def _p95(agg: WindowAggregate, metric: str) -> float | None:
-    found = _series(agg, metric)
+def _p95(found: list[SeriesAggregate] | None) -> float | None:
     return max(s.p95 for s in found) if found else None
 
 
-def _sum_of_means(agg: WindowAggregate, metric: str) -> float | None:
-    found = _series(agg, metric)
+def _sum_of_means(found: list[SeriesAggregate] | None) -> float | None:
     return sum(s.mean for s in found) if found else None
 
 
-def _sum(agg: WindowAggregate, metric: str) -> float | None:
-    found = _series(agg, metric)
+def _sum(found: list[SeriesAggregate] | None) -> float | None:
     return sum(s.sum for s in found) if found else None
 
 
-def _mean(agg: WindowAggregate, metric: str) -> float | None:
-    found = _series(agg, metric)
+def _mean(found: list[SeriesAggregate] | None) -> float | None:
     if not found:
         return None
     return sum(s.sum for s in found) / sum(s.count for s in found)
@@ -79,19 +80,20 @@ def _mean(agg: WindowAggregate, metric: str) -> float | None:
 def window_signals(agg: WindowAggregate, config: DetectionConfig) -> list[Signal]:
     """The signals present in ``agg``; ``config`` is already the service's (``for_service``)."""
     out: list[Signal] = []
-    memory = _max(agg, "memory_bytes")
+    series = series_by_metric(agg).get
+    memory = _max(series("memory_bytes"))
     if memory is not None:
         out.append(Signal("memory", "memory_bytes.max", memory, config.memory))
-    latency = _p95(agg, "latency_ms")
+    latency = _p95(series("latency_ms"))
     if latency is not None:
         out.append(Signal("latency", "latency_ms.p95", latency, config.latency))
     target = config.throughput_target_rps
-    rate = _sum_of_means(agg, "throughput_rps")
+    rate = _sum_of_means(series("throughput_rps"))
     if target is not None and rate is not None:
         out.append(
             Signal("throughput", "throughput_rps.mean_ratio", rate / target, config.throughput)
         )
-    hits, misses = _sum(agg, "cache_hits"), _sum(agg, "cache_misses")
+    hits, misses = _sum(series("cache_hits")), _sum(series("cache_misses"))
     if hits is not None or misses is not None:
         requests = (hits or 0.0) + (misses or 0.0)
         if requests > 0 and requests >= config.cache_min_requests:
@@ -101,7 +103,7 @@ def window_signals(agg: WindowAggregate, config: DetectionConfig) -> list[Signal
         ("attribution_sparsity", config.attribution_sparsity),
         ("attribution_accuracy", config.attribution_accuracy),
     ):
-        value = _mean(agg, measure)
+        value = _mean(series(measure))
         if value is not None:
             out.append(Signal("attribution", f"{measure}.mean", value, rule))
     return out
