@@ -317,13 +317,15 @@ class PartitionWindows:
             if cells is None:
                 cells = windows[wi] = {}
             cell = cells.get(si)
-            if cell is None and count <= k:  # a new cell whose sample takes the whole group
-                held = array("d", value_list[s:e] if is_small else values[s:e].tobytes())
-                seed = stable_seed(wi, prefix=prefixes[si])
-                cells[si] = restore(count, total, low, high, last, last_ts, seed, held, None, alpha)
-                continue
             if cell is None:
-                cell = cell_of(wi, si)
+                seed = stable_seed(wi, prefix=prefixes[si])
+                if count <= k:  # a new cell whose sample takes the whole group: built as is
+                    held = array("d", value_list[s:e] if is_small else values[s:e].tobytes())
+                    cells[si] = restore(
+                        count, total, low, high, last, last_ts, seed, held, None, alpha
+                    )
+                    continue
+                cell = cells[si] = WindowCell.empty(seed, alpha)
             if is_small:
                 cell.add_few(
                     count, total, low, high, last, last_ts, value_list[s:e], key_list[s:e], k
