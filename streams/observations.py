@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from schemas.config import DetectionConfig
 from schemas.messages import WindowAggregate
-from streams.signals import _sum, series_by_metric, window_signals
+from streams.signals import _sum, series_by_metric, signals_of
 from streams.verify import WindowObservation
 
 
@@ -24,7 +24,7 @@ def window_observations(
     """signal name -> the window's observation of it (``config`` is the service's)."""
     out: dict[str, WindowObservation] = {}
     series = series_by_metric(window)
-    for sig in window_signals(window, config):
+    for sig in signals_of(series, config):
         if sig.name == "cache_hit_rate":
             hits = _sum(series.get("cache_hits")) or 0.0
             misses = _sum(series.get("cache_misses")) or 0.0

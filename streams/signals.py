@@ -79,8 +79,15 @@ def _mean(found: list[SeriesAggregate] | None) -> float | None:
 
 def window_signals(agg: WindowAggregate, config: DetectionConfig) -> list[Signal]:
     """The signals present in ``agg``; ``config`` is already the service's (``for_service``)."""
+    return signals_of(series_by_metric(agg), config)
+
+
+def signals_of(
+    by_metric: dict[str, list[SeriesAggregate]], config: DetectionConfig
+) -> list[Signal]:
+    """:func:`window_signals` from the window's :func:`series_by_metric`."""
     out: list[Signal] = []
-    series = series_by_metric(agg).get
+    series = by_metric.get
     memory = _max(series("memory_bytes"))
     if memory is not None:
         out.append(Signal("memory", "memory_bytes.max", memory, config.memory))
