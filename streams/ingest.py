@@ -54,8 +54,8 @@ CHUNK_BYTES = 1024 * 1024  # record values decoded at once
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024  # large fetches: the fetcher refills a partition only
 FETCH_MAX_BYTES = 32 * 1024 * 1024  # once its buffer is drained, and a refill is a round trip
 IDLE_EVERY_S = 1.0
-_VALUE = operator.attrgetter("value")
 READ_TIMEOUT_S = 30.0
+_VALUE = operator.attrgetter("value")
 
 
 def checkpoint_topic(config: PerfloopConfig) -> TopicSpec:

@@ -13,16 +13,34 @@ from streams.loop_stage import ResultsProgress
 pytestmark = pytest.mark.broker
 
 
+def write_results(config: PerfloopConfig, partition: int, count: int) -> None:
+    """``count`` records on ``partition`` of action-results, as any executor would write them."""
+    producer = KafkaProducer(bootstrap_servers=config.broker.bootstrap)
+    for _ in range(count):
+        topic = config.topics.names.action_results
+        producer.send(topic, key=b"api", value=b"{}", partition=partition).get(10)
+    producer.close()
+
+
+def commit_group(config: PerfloopConfig, partition: int, offset: int) -> None:
+    """The worker's group commits ``offset`` on ``partition`` of action-results."""
+    group = KafkaConsumer(
+        bootstrap_servers=config.broker.bootstrap,
+        group_id=config.worker.app_id,
+        enable_auto_commit=False,
+    )
+    tp = TopicPartition(config.topics.names.action_results, partition)
+    group.commit({tp: OffsetAndMetadata(offset, "", -1)})
+    group.close()
+
+
 def test_results_are_behind_until_the_agent_or_its_group_has_read_them(
     config: PerfloopConfig, topics: TopicNames
 ) -> None:
     progress = ResultsProgress(config, lambda: [0, 1], recheck_s=0.0)
     assert asyncio.run(progress.behind()) is False  # empty partitions: nothing to read
 
-    producer = KafkaProducer(bootstrap_servers=config.broker.bootstrap)
-    for _ in range(3):  # kafka-python, as any executor would write them
-        producer.send(topics.action_results, key=b"api", value=b"{}", partition=0).get(10)
-    producer.close()
+    write_results(config, partition=0, count=3)
     assert asyncio.run(progress.behind()) is True
 
     progress.handled(0, 1)  # the record at offset 2 is still unread
@@ -32,18 +50,10 @@ def test_results_are_behind_until_the_agent_or_its_group_has_read_them(
 
     progress.forget()  # a rebalance: what the agent read is no longer known
     assert asyncio.run(progress.behind()) is True
-    group = KafkaConsumer(
-        bootstrap_servers=config.broker.bootstrap,
-        group_id=config.worker.app_id,
-        enable_auto_commit=False,
-    )
-    group.commit({TopicPartition(topics.action_results, 0): OffsetAndMetadata(3, "", -1)})
-    group.close()
+    commit_group(config, partition=0, offset=3)
     assert asyncio.run(progress.behind()) is False  # the worker's group committed past them
 
-    producer = KafkaProducer(bootstrap_servers=config.broker.bootstrap)
-    producer.send(topics.action_results, key=b"api", value=b"{}", partition=0).get(10)
-    producer.close()
+    write_results(config, partition=0, count=1)
     assert asyncio.run(progress.behind()) is True
     elsewhere = ResultsProgress(config, lambda: [1, 2])  # partition 0 is another worker's
     assert asyncio.run(elsewhere.behind()) is False
@@ -52,18 +62,10 @@ def test_results_are_behind_until_the_agent_or_its_group_has_read_them(
 def test_a_behind_answer_stands_until_a_result_is_handled(
     config: PerfloopConfig, topics: TopicNames
 ) -> None:
-    producer = KafkaProducer(bootstrap_servers=config.broker.bootstrap)
-    producer.send(topics.action_results, key=b"api", value=b"{}", partition=1).get(10)
-    producer.close()
+    write_results(config, partition=1, count=1)
     progress = ResultsProgress(config, lambda: [1], recheck_s=600.0)
     assert asyncio.run(progress.behind()) is True
-    group = KafkaConsumer(
-        bootstrap_servers=config.broker.bootstrap,
-        group_id=config.worker.app_id,
-        enable_auto_commit=False,
-    )
-    group.commit({TopicPartition(topics.action_results, 1): OffsetAndMetadata(1, "", -1)})
-    group.close()
+    commit_group(config, partition=1, offset=1)
     assert asyncio.run(progress.behind()) is True  # not asked again yet
     progress.handled(1, 0)
     assert asyncio.run(progress.behind()) is False
