@@ -102,8 +102,12 @@ class MetricDecoder:
         self._good_names: set[str] = set()
         self._plain_keys: dict[tuple[str, str], SeriesKey] = {}  # unlabeled series, for reuse
 
-    def decode(self, records: Sequence[RecordLike], now: float) -> DecodedBatch:
-        """Decode ``records``; ``now`` (epoch seconds) bounds how far in the future ts may be."""
+    def decode(
+        self, records: Sequence[RecordLike], now: float, partition: int | None = None
+    ) -> DecodedBatch:
+        """Decode ``records``; ``now`` (epoch seconds) bounds how far in the future ts may be.
+        ``partition`` is the partition of all the records, for records that do not say it
+        themselves (aiokafka's bare records); None reads each record's own."""
         max_ts = now + self.config.max_future_s
         series: list[SeriesKey] = []
         series_ids: dict[SeriesKey, int] = {}
@@ -112,7 +116,7 @@ class MetricDecoder:
         p_ts: list[float] = []
         p_val: list[float] = []
         p_ridx: list[int] = []
-        sources = Sources(records)
+        sources = Sources(records, partition)
         rejections: list[Rejection] = []
 
         def flush_points() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, overload
+from typing import NamedTuple, Protocol, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -13,16 +13,21 @@ Labels = tuple[tuple[str, str], ...]
 
 
 class RecordLike(Protocol):
-    """What the decoder reads of a Kafka record."""
+    """What the decoder reads of a Kafka record (aiokafka's bare records have just these)."""
 
     @property
     def value(self) -> bytes | None: ...
     @property
     def key(self) -> bytes | None: ...
     @property
-    def partition(self) -> int: ...
-    @property
     def offset(self) -> int: ...
+
+
+class PartitionedRecord(RecordLike, Protocol):
+    """A record that also says its partition (aiokafka's ``ConsumerRecord``, ``RawRecord``)."""
+
+    @property
+    def partition(self) -> int: ...
 
 
 class RawRecord(NamedTuple):
@@ -44,16 +49,24 @@ class SeriesKey(NamedTuple):
 
 class Sources(Sequence[tuple[int, int]]):
     """The (partition, offset) of each record, read from the records when asked for (most
-    batches never ask: only their late or rejected records are looked up).
+    batches never ask: only their late or rejected records are looked up). ``partition`` is
+    the partition of all the records; None reads each record's own.
 
     >>> Sources([RawRecord(b"{}", None, 3, 41), RawRecord(b"{}", None, 3, 42)])[1]
     (3, 42)
     """
 
-    __slots__ = ("_records",)
+    __slots__ = ("_records", "_partition")
 
-    def __init__(self, records: Sequence[RecordLike]) -> None:
+    def __init__(self, records: Sequence[RecordLike], partition: int | None = None) -> None:
         self._records = records
+        self._partition = partition
+
+    def _source(self, record: RecordLike) -> tuple[int, int]:
+        partition = self._partition
+        if partition is None:
+            partition = cast(PartitionedRecord, record).partition
+        return partition, record.offset
 
     def __len__(self) -> int:
         return len(self._records)
@@ -64,9 +77,8 @@ class Sources(Sequence[tuple[int, int]]):
     def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
     def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
         if isinstance(index, slice):
-            return [(r.partition, r.offset) for r in self._records[index]]
-        record = self._records[index]
-        return record.partition, record.offset
+            return [self._source(r) for r in self._records[index]]
+        return self._source(self._records[index])
 
 
 @dataclass(frozen=True, slots=True)

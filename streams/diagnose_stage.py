@@ -148,7 +148,7 @@ def install_diagnose(
                 label = Label.model_validate_json(event.value)
             except ValidationError as exc:
                 msg = event.message
-                letter = dead_letter(msg, msg.topic, str(exc), None, time.time())
+                letter = dead_letter(msg, msg.partition, msg.topic, str(exc), None, time.time())
                 await dlq.send(key=msg.key, value=letter.model_dump_json().encode())
                 continue
             stage.learn(label)

@@ -217,7 +217,7 @@ def install_loop(
                 out = await handle(book, msg.topic, event.value)
             except ValueError as exc:  # a malformed message from outside: dead-letter, go on
                 log.error("%s[%d]@%d rejected: %s", msg.topic, msg.partition, msg.offset, exc)
-                letter = dead_letter(msg, msg.topic, str(exc), None, time.time())
+                letter = dead_letter(msg, msg.partition, msg.topic, str(exc), None, time.time())
                 await dlq.send(key=key, value=letter.model_dump_json().encode())
                 continue
             await send(out, key)

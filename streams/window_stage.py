@@ -81,6 +81,7 @@ def _counted(counters: Counters, emit: Emit | None) -> Emit | None:
 
 def dead_letter(
     record: RecordLike,
+    partition: int,
     source_topic: str,
     reason: str,
     field_: str | None,
@@ -88,13 +89,14 @@ def dead_letter(
     points: int = 1,
     kind: Literal["invalid", "late"] = "invalid",
 ) -> DeadLetter:
-    """The dead letter of a rejected record: why, where it was, and its original bytes."""
+    """The dead letter of a rejected record of ``partition``: why, where it was, and its
+    original bytes."""
     return DeadLetter(
         kind=kind,
         reason=reason[:4000],
         field=field_[:256] if field_ else None,
         source_topic=source_topic,
-        partition=record.partition,
+        partition=partition,
         offset=record.offset,
         key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
         value_b64=base64.b64encode(record.value or b"").decode(),
@@ -154,7 +156,7 @@ class WindowStage:
         out = StageOutput(skipped=len(records) - len(fresh))
         if not fresh:
             return out
-        batch = self.decoder.decode(fresh, now=now)
+        batch = self.decoder.decode(fresh, now=now, partition=partition)
         counters = state.counters
         counters.records += len(fresh)
         for rej in batch.rejections:
@@ -162,7 +164,13 @@ class WindowStage:
             counters.rejected_points += rej.points
             out.dead_letters.append(
                 dead_letter(
-                    fresh[rej.index], self.source_topic, rej.reason, rej.field, now, rej.points
+                    fresh[rej.index],
+                    partition,
+                    self.source_topic,
+                    rej.reason,
+                    rej.field,
+                    now,
+                    rej.points,
                 )
             )
         update = state.windows.update(batch, wall=now, emit=_counted(counters, emit))
@@ -171,6 +179,7 @@ class WindowStage:
             out.dead_letters.append(
                 dead_letter(
                     fresh[late.index],
+                    partition,
                     self.source_topic,
                     # no watermark in the text: it depends on how records were batched
                     f"ts: {late.points} point(s) arrived after their window closed",

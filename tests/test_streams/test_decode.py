@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -272,6 +272,23 @@ def test_columns_keep_record_order_and_identity() -> None:
         (2, 12, "json", 1)
     ]
     assert out.sources[3] == (2, 13)
+
+
+class BareRecord(NamedTuple):
+    """A record that does not say its partition, like aiokafka's bare records."""
+
+    value: bytes | None
+    key: bytes | None
+    offset: int
+
+
+def test_records_without_a_partition_take_the_one_given() -> None:
+    records = [BareRecord(raw(point()), None, 20), BareRecord(b"{oops", b"k", 21)]
+    out = MetricDecoder().decode(records, now=NOW, partition=5)
+    assert [(r.partition, r.offset) for r in out.rejections] == [(5, 21)]
+    assert list(out.sources) == [(5, 20), (5, 21)]
+    with pytest.raises(AttributeError, match="partition"):
+        MetricDecoder().decode(records, now=NOW).rejections  # noqa: B018 - nowhere to read it
 
 
 def test_rejected_batch_reports_its_point_count() -> None:
