@@ -43,6 +43,7 @@ from mode import Service
 from schemas.config import PerfloopConfig
 from schemas.messages import DeadLetter, WindowAggregate
 from schemas.topics import TopicSpec, create_missing_topics
+from streams.bare_records import use_bare_records
 from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
@@ -142,6 +143,7 @@ class Ingest:
         await self._producer.start()
         await self._reader.start()
         await self._consumer.start()
+        use_bare_records(self._consumer)  # value, key and offset are all the stage reads
         self._consumer.subscribe([self.source], listener=_Listener(self))
 
     async def stop(self) -> None:
