@@ -219,8 +219,9 @@ class PartitionWindows:
         if self._pending_points > PENDING_POINTS:
             self._fold_pending()
 
-    def _fold_pending(self, windows: list[int] | None = None) -> None:
-        """Add the held points of ``windows`` (default: all) to their cells."""
+    def _fold_pending(self, windows: list[int] | None = None, closing: bool = False) -> None:
+        """Add the held points of ``windows`` (default: all) to their cells; ``closing``:
+        the cells of ``windows`` are closed right after."""
         pending = self._pending
         chosen = [wi for wi in (pending if windows is None else windows) if wi in pending]
         if not chosen:
@@ -231,7 +232,7 @@ class PartitionWindows:
         values = np.concatenate([c[2] for _, c in parts])
         w = np.repeat(np.array([wi for wi, _ in parts], np.int64), [c[0].size for _, c in parts])
         self._pending_points -= gid.size
-        self._add_to_cells(gid, w, ts, values)
+        self._add_to_cells(gid, w, ts, values, closing)
 
     def _add_to_cells(
         self,
@@ -239,7 +240,10 @@ class PartitionWindows:
         w: npt.NDArray[np.int64],
         ts: npt.NDArray[np.float64],
         values: npt.NDArray[np.float64],
+        closing: bool = False,
     ) -> None:
+        """Add points to their cells. With ``closing`` (their windows close right after), a
+        new cell that its group fits in gets no seed: only a sample that overflows uses it."""
         w_min = int(w.min())
         gkey = gid * (int(w.max()) - w_min + 1) + (w - w_min)
         if not bool((gkey[1:] >= gkey[:-1]).all()):
@@ -318,14 +322,14 @@ class PartitionWindows:
                 cells = windows[wi] = {}
             cell = cells.get(si)
             if cell is None:
-                seed = stable_seed(wi, prefix=prefixes[si])
                 if count <= k:  # a new cell whose sample takes the whole group: built as is
+                    seed = 0 if closing else stable_seed(wi, prefix=prefixes[si])
                     held = array("d", value_list[s:e] if is_small else values[s:e].tobytes())
                     cells[si] = restore(
                         count, total, low, high, last, last_ts, seed, held, None, alpha
                     )
                     continue
-                cell = cells[si] = WindowCell.empty(seed, alpha)
+                cell = cells[si] = WindowCell.empty(stable_seed(wi, prefix=prefixes[si]), alpha)
             if is_small:
                 cell.add_few(
                     count, total, low, high, last, last_ts, value_list[s:e], key_list[s:e], k
@@ -342,7 +346,7 @@ class PartitionWindows:
         done = sorted(wi for wi in {*self._windows, *self._pending} if wi < closed_before)
         out: list[WindowAggregate] = []
         push = out.append if emit is None else emit
-        self._fold_pending(done)
+        self._fold_pending(done, closing=True)
         for wi in done:
             for window in self._aggregates(wi, self._windows.pop(wi)):
                 push(window)
