@@ -6,11 +6,13 @@ pre-produces a realistic mix - many services, the metrics of all five areas - in
 topics, then measures:
 
 - the bare rate: a plain aiokafka consumer reading the same topic (the ceiling);
-- the worker rate: ``perfloop worker`` from ready (startup excluded) until its last window is
-  out, points per second through ingest, windows and detection;
-- the worker's CPU time per point (user + system, from ready to the last window): unlike the
-  rates, it does not count the time the worker waits for a core when other processes share
-  the machine (though they still slow each core down);
+- the worker rate: ``perfloop worker`` from ready (startup excluded) until detection has
+  handled its last window, points per second through ingest, windows and detection; and
+  ``windowed``, the rate until the last window was out (ingest and windows alone: detection
+  runs beside them and finishes later);
+- the worker's CPU time per point (user + system, from ready until detection is done):
+  unlike the rates, it does not count the time the worker waits for a core when other
+  processes share the machine (though they still slow each core down);
 - the worker's peak RSS (VmHWM, the whole process: interpreter, torch, faust's buffers and the
   window state) and ``RSS/series``: that peak minus the RSS of the same worker when it reported
   ready (idle, before the first record), divided by the number of active series. It is an upper
@@ -193,15 +195,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def worker_run(
     config: PerfloopConfig, folder: Path, windows: int, profile: Path | None = None
-) -> tuple[float, float, int, int]:
-    """(seconds from ready to the last window, CPU seconds in that time, peak RSS, RSS when
-    ready) of one worker.
+) -> tuple[float, float, float, int, int]:
+    """(seconds from ready until the last window was out, and until detection had handled
+    every window; CPU seconds until then; peak RSS; RSS when ready) of one worker.
 
-    The run is watched without reading the windows while it goes on: the bench asks for the
-    end offsets of the windows topic every ``WATCH_S``, and once they add up to ``windows``
-    takes the last window's time from the timestamps the worker's producer gave the records.
-    Reading 2,000 windows as they came cost this process over a CPU second in a two-second run,
-    taken from the worker and the broker on a small machine."""
+    The run is watched without reading its output while it goes on, every ``WATCH_S``: the
+    bench reads the worker's CPU time, and asks for the end offsets of the windows topic and
+    for the offsets the worker's group has committed on it. Reading 2,000 windows as they came
+    cost this process over a CPU second in a two-second run, taken from the worker and the
+    broker on a small machine. Once the group has committed every window, the times come from
+    record timestamps: the last window's, and the last detector state the detect agent wrote
+    (its last write for a window). The group commits about once a second, so the CPU time is
+    the sample taken when detection was done, not when the commit was seen."""
     log = folder / "worker.log"
     if profile is None:  # what ``perfloop worker --config path`` runs
         proc = _start(config, folder, RUN_WORKER)
@@ -209,39 +214,51 @@ def worker_run(
         proc = _start(config, folder, PROFILE_WORKER, str(profile))
     topic = config.topics.names.windows
     probe = KafkaConsumer(bootstrap_servers=config.broker.bootstrap, enable_auto_commit=False,
-                          group_id=None, consumer_timeout_ms=1000)  # fmt: skip
+                          group_id=config.worker.app_id, consumer_timeout_ms=1000)  # fmt: skip
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+        tps = _partitions(probe, topic)
         _wait_ready(proc, log)
         ready, base_rss = time.time(), _status(proc.pid, "VmRSS")
-        cpu_ready = _cpu_seconds(proc.pid)
+        cpu = [(ready, _cpu_seconds(proc.pid))]
         deadline = time.monotonic() + 900
-        while (seen := sum(probe.end_offsets(tps).values())) < windows:
+        while sum(probe.committed(tp) or 0 for tp in tps) < windows:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"waited 900s for {windows} windows, got {seen}")
+                out = sum(probe.end_offsets(tps).values())
+                raise RuntimeError(f"waited 900s for detection of {windows} windows ({out} out)")
             time.sleep(WATCH_S)
-        cpu_last, peak = _cpu_seconds(proc.pid), _status(proc.pid, "VmHWM")
-        return _last_timestamp(probe, tps) - ready, cpu_last - cpu_ready, peak, base_rss
+            cpu.append((time.time(), _cpu_seconds(proc.pid)))
+        peak = _status(proc.pid, "VmHWM")
+        out_at = max(_last_timestamps(probe, tps).values())
+        changelog = _partitions(probe, f"{config.worker.app_id}-detect-state-changelog")
+        states = _last_timestamps(probe, changelog)  # keys: service, h:service, b:breach id
+        detected_at = max(t for key, t in states.items() if key[:2] not in (b"h:", b"b:"))
+        cpu_done = next((c for t, c in cpu if t >= detected_at), cpu[-1][1])
+        return out_at - ready, detected_at - ready, cpu_done - cpu[0][1], peak, base_rss
     finally:
         probe.close()
         _stop(proc)
 
 
-def _last_timestamp(consumer: KafkaConsumer, tps: list[TopicPartition]) -> float:
-    """The latest record timestamp (epoch seconds) among the last records of ``tps``."""
+def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+def _last_timestamps(consumer: KafkaConsumer, tps: list[TopicPartition]) -> dict[bytes, float]:
+    """Per record key of ``tps`` (read from the start to the end offsets), the latest record
+    timestamp, in epoch seconds."""
     ends = consumer.end_offsets(tps)
-    held = [tp for tp in tps if ends[tp] > 0]
-    consumer.assign(held)
-    for tp in held:
-        consumer.seek(tp, ends[tp] - 1)
-    latest: dict[TopicPartition, int] = {}
-    deadline = time.monotonic() + 30
-    while len(latest) < len(held) and time.monotonic() < deadline:
-        for tp, records in consumer.poll(timeout_ms=500).items():
-            latest[tp] = max(r.timestamp for r in records)
-    if len(latest) < len(held):
-        raise RuntimeError(f"waited 30s for the last window of {len(held)} partitions")
-    return max(latest.values()) / 1000
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek_to_beginning(tp)
+    latest: dict[bytes, float] = {}
+    deadline = time.monotonic() + 120
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"waited 120s to read {tps[0].topic} up to {ends}")
+        for records in consumer.poll(timeout_ms=500).values():
+            for r in records:
+                latest[r.key] = max(latest.get(r.key, 0.0), r.timestamp / 1000)
+    return latest
 
 
 def _config(args: argparse.Namespace, folder: Path) -> PerfloopConfig:
@@ -260,7 +277,8 @@ class Run:
     """One measurement of one case."""
 
     bare: float  # points/s
-    worker: float  # points/s
+    windowed: float  # points/s until the last window was out
+    worker: float  # points/s until detection had handled every window
     cpu: float  # worker CPU seconds per point
     peak: int  # bytes
     growth: int  # bytes over the idle worker
@@ -282,8 +300,9 @@ def measure(
     points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
     produce(args.broker, config.topics.names.metrics, values)
     bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
-    seconds, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
-    run = Run(bare_msgs * points / len(values), points / seconds, cpu / points, peak, peak - base)
+    out_s, done_s, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
+    bare = bare_msgs * points / len(values)
+    run = Run(bare, points / out_s, points / done_s, cpu / points, peak, peak - base)
     return run, points, len(values)
 
 
@@ -332,18 +351,20 @@ def main() -> None:
         for services in (low, high):
             run = measure(args, args.memory_points, args.memory_rounds, None, services)[0]
             peaks[services].append(run.peak)
-    print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
+    print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}{'windowed':>11}"
           f"{'worker pts/s':>24}{'ratio':>7}{'CPU us/pt':>10}{'peak RSS':>10}"
           f"{'RSS/series':>12}")  # fmt: skip
     for label, points, msgs, runs in rows.values():
         bare = _median([r.bare for r in runs])
+        windowed = _median([r.windowed for r in runs])
         rates = [r.worker for r in runs]
         rate = _median(rates)
         spread = f"[{min(rates) / 1e3:,.0f}k-{max(rates) / 1e3:,.0f}k]" if len(runs) > 1 else ""
         cpu = _median([r.cpu * 1e6 for r in runs])
         peak = _median([r.peak for r in runs])
         per_series = _median([r.growth / series for r in runs])
-        line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{rate:>11,.0f} {spread:>12}"
+        line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{windowed:>11,.0f}"
+                f"{rate:>11,.0f} {spread:>12}"
                 f"{rate / bare:>7.0%}{cpu:>10.2f}{peak / 2**20:>8.0f}MB"
                 f"{per_series:>10,.0f} B")  # fmt: skip
         print(line)
