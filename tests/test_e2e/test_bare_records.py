@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from kafka_helpers import create_topic
 
 from actions.kafka_clients import KafkaProducer
 from streams.bare_records import use_bare_records
-from tests.kafka_helpers import create_topic
 
 pytestmark = pytest.mark.broker
 

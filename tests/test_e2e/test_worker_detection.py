@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kafka_helpers import read_records
 from worker_support import (
     T0,
     Record,
@@ -28,10 +29,12 @@ from worker_support import (
     point,
     produce,
     trailing_points,
+    wait_committed,
     wait_processed,
     worker_config,
 )
 
+from schemas.config import TopicNames
 from streams.detect import breach_id as breach_id_of
 
 pytestmark = pytest.mark.broker
@@ -42,6 +45,9 @@ LAT_FOR_WINDOWS = 3  # the "lat-hi" service's own for_windows (the others keep 2
 HIGH_LATENCY = range(2, 7)  # windows of "lat-hi" above 500 ms
 # "flap": p95 above fire, below clear, alternating; "flap-mid": fire twice, then in between
 FLAP_MID = "HHMHMHHMHM"
+# valid JSON (the module's readers parse every record), but not a window or a breach
+BAD_WINDOW = (b"bad", b'{"window_id":"bad:1","service":"bad","start":"soon"}')
+BAD_BREACH = (b"bad", b'{"breach_id":"bad:latency:1","service":"bad"}')
 
 
 @dataclass
@@ -61,6 +67,9 @@ class Output:
     windows: list[dict[str, Any]]
     breaches: list[dict[str, Any]]
     dead: list[dict[str, Any]]
+    names: TopicNames
+    state_records: list[Any]  # the detect-state changelog
+    window_records: list[Any]
 
     def window(self, service: str, w: int) -> dict[str, Any]:
         wid = f"{service}:{round((T0 + w) * 1000)}"
@@ -137,13 +146,21 @@ def output(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ou
         sent.where = produce(broker, names.metrics, sent.records)
         ticks = trailing_points(max(sent.sort_ts), 3, config.windows.lateness_s)
         produce(broker, names.metrics, ticks, partitions=[0, 1, 2])
+        # bad messages from other clients on the topics the detect and diagnose agents read
+        produce(broker, names.windows, [BAD_WINDOW])
+        produce(broker, names.breaches, [BAD_BREACH])
         services = ["lat-hi", "flap", "flap-mid", "mem-hi", "mem-lo", "cache-lo", "cache-ok"]
         expected = {f"{s}:{round((T0 + w) * 1000)}" for s in services for w in range(WINDOWS)}
         expected |= {f"ingest:{round((T0 + w) * 1000)}" for w in (0, 3)}
         readers[0].wait_until(has_windows(expected), f"windows {sorted(expected)}")
         wait_processed(config)  # every window, breach and dead letter of the input is out
+        wait_committed(broker, config.worker.app_id, names.breaches, "every breach diagnosed")
         windows, breaches, dead = (reader.read_to_end() for reader in readers)
-        yield Output(sent, windows, breaches, dead)
+        windows, breaches = ([m for m in ms if m["service"] != "bad"] for ms in (windows, breaches))
+        changelog = f"{config.worker.app_id}-detect-state-changelog"
+        state_records = read_records(broker, changelog)
+        window_records = read_records(broker, names.windows)
+        yield Output(sent, windows, breaches, dead, names, state_records, window_records)
     finally:
         for reader in readers:
             reader.close()
@@ -202,8 +219,9 @@ def test_malformed_and_late_input_is_dead_lettered_and_the_rest_is_processed(
     output: Output,
 ) -> None:
     sent = output.sent
-    by_offset = {(d["partition"], d["offset"]): d for d in output.dead}
-    assert len(by_offset) == len(output.dead) == 4, output.dead
+    dead = [d for d in output.dead if d["source_topic"] == output.names.metrics]
+    by_offset = {(d["partition"], d["offset"]): d for d in dead}
+    assert len(by_offset) == len(dead) == 4, output.dead
     expect = {
         "malformed": ("invalid", "json", "json: malformed"),
         "negative": ("invalid", "value", "value: -5.0 is negative"),
@@ -225,3 +243,35 @@ def test_malformed_and_late_input_is_dead_lettered_and_the_rest_is_processed(
     later = output.window("ingest", 3)["series"]
     assert [(s["metric"], s["count"], s["max"]) for s in later] == [("latency_ms", 1, 20.0)]
     assert json.loads(sent.records[sent.tags["late"]][1])["ts"] == T0 + 0.2
+
+
+def test_bad_windows_and_breaches_are_dead_lettered_and_detection_goes_on(
+    output: Output,
+) -> None:
+    names = output.names
+    letters = {d["source_topic"]: d for d in output.dead if d["source_topic"] != names.metrics}
+    assert sorted(letters) == sorted([names.windows, names.breaches]), output.dead
+    for (key, value), topic in ((BAD_WINDOW, names.windows), (BAD_BREACH, names.breaches)):
+        letter = letters[topic]
+        assert letter["kind"] == "invalid"
+        assert base64.b64decode(letter["value_b64"]) == value
+        assert base64.b64decode(letter["key_b64"]) == key
+    assert "start" in letters[names.windows]["reason"], letters
+    assert "Field required" in letters[names.breaches]["reason"], letters
+    # the windows after the bad one were still detected on (the breaches of the module)
+    assert output.breaches_of("lat-hi") and output.breaches_of("cache-lo")
+
+
+def test_detection_state_is_written_to_the_partition_of_its_service(output: Output) -> None:
+    """Windows are detected in batches, with no current event of their own: each table write
+    still goes to the changelog partition of its service's windows."""
+    of_service = {r.key: r.partition for r in output.window_records}
+    breach_services = {b["breach_id"].encode(): b["service"].encode() for b in output.breaches}
+    seen = Counter()
+    for record in output.state_records:
+        kind, _, rest = record.key.partition(b":")
+        service = {b"h": rest, b"b": breach_services.get(rest)}.get(kind, record.key)
+        assert service is not None, record.key
+        assert record.partition == of_service[service], (record.key, record.partition)
+        seen[kind if kind in (b"h", b"b") else b"state"] += 1
+    assert seen[b"h"] and seen[b"b"] and seen[b"state"], seen
