@@ -5,9 +5,10 @@ One Faust agent reads the four topics (all keyed by service, so one service's ev
 one worker) and keeps each service's :class:`~streams.incident.ServiceBook` in the
 ``loop-state`` table, and each closed window's observations in the ``loop-windows`` table
 (:class:`~streams.incident.WindowArchive`). For every event it computes what to send with the pure
-:class:`~streams.loop.Loop`, sends it and waits until Kafka has it, and only then stores the
-new book: a crash replays the event and sends the same messages again (same ids: consumers
-dedupe, executors never run an action twice) instead of losing them.
+:class:`~streams.loop.Loop` and sends it; events are handled in batches, and only once Kafka
+has every message of a batch are the new books stored: a crash replays the events and sends
+the same messages again (same ids: consumers dedupe, executors never run an action twice)
+instead of losing them.
 
 Faust interleaves the four topics as it fetches them, so after a long stop the agent can read
 the windows of the downtime before an action result it had already handled once. A window that
@@ -35,10 +36,13 @@ from schemas.config import PerfloopConfig
 from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
 from streams.incident import ServiceBook, WindowArchive
 from streams.loop import Loop, LoopOutput
+from streams.partitioned_table import writing_to
 from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.loop")
 BANDIT_FILE = "bandit.json"
+LOOP_BATCH = 128  # events handled together: their messages are awaited once
+LOOP_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
 
 
 def _load_planner(config: PerfloopConfig, state_dir: Path) -> Planner:
@@ -186,19 +190,29 @@ def install_loop(
             return loop.on_diagnosis(book, Diagnosis.model_validate_json(value))
         return loop.on_result(book, ActionResult.model_validate_json(value))
 
-    async def send(out: LoopOutput, key: bytes) -> None:
+    async def send(out: LoopOutput, key: bytes) -> list[Any]:
+        """Send ``out``; the futures of its messages."""
         pending = []
         for kind in ("verifications", "transitions", "commands", "labels"):
             for message in getattr(out, kind):
                 pending.append(
                     await outputs[kind].send(key=key, value=message.model_dump_json().encode())
                 )
-        for fut in pending:
-            await fut  # durable before the book that remembers it is stored
+        return pending
 
     @app.agent(sources)
     async def incidents(stream: Any) -> None:
-        async for event in stream.events():
+        async for events in stream.take_events(LOOP_BATCH, within=LOOP_WAIT_S):
+            await incidents_batch(events)
+
+    async def incidents_batch(events: list[Any]) -> None:
+        """Handle a batch of events in order (Faust acks them once this returns). The
+        messages of the whole batch are awaited together: each book is stored, and each
+        reward learned, only once the messages it remembers are durable."""
+        books: dict[bytes, tuple[int, ServiceBook]] = {}  # service -> (partition, book)
+        rewards: list[tuple[str, str, str, bool, float]] = []
+        pending: list[Any] = []
+        for event in events:
             msg = event.message
             key = msg.key
             if msg.topic == names.action_results:  # handled before any later event is
@@ -207,24 +221,34 @@ def install_loop(
                 log.warning("%s[%d]@%d has no service key; ignored", msg.topic, msg.partition,
                             msg.offset)  # fmt: skip
                 continue
-            blob = table.get(key)
-            book = (
-                ServiceBook.loads(blob, archive)
-                if blob
-                else ServiceBook(key.decode(), archive=archive)
-            )
+            held = books.get(key)
+            if held is not None:
+                book = held[1]
+            else:
+                blob = table.get(key)
+                book = (
+                    ServiceBook.loads(blob, archive)
+                    if blob
+                    else ServiceBook(key.decode(), archive=archive)
+                )
             try:
-                out = await handle(book, msg.topic, event.value)
+                with writing_to(msg.partition):  # the window archive's writes
+                    out = await handle(book, msg.topic, event.value)
             except ValueError as exc:  # a malformed message from outside: dead-letter, go on
                 log.error("%s[%d]@%d rejected: %s", msg.topic, msg.partition, msg.offset, exc)
                 letter = dead_letter(msg, msg.partition, msg.topic, str(exc), None, time.time())
-                await dlq.send(key=key, value=letter.model_dump_json().encode())
+                pending.append(await dlq.send(key=key, value=letter.model_dump_json().encode()))
                 continue
-            await send(out, key)
-            for area, cause, remedy, success, ts in out.rewards:
-                loop.planner.reward(area, cause, remedy, success, ts)
-            if out.rewards:
-                _save_bandit(loop.planner, state_dir)
-            table[key] = book.dumps()
+            books[key] = (msg.partition, book)
+            pending += await send(out, key)
+            rewards += out.rewards
+        await asyncio.gather(*pending)  # durable before the books that remember them
+        for area, cause, remedy, success, ts in rewards:
+            loop.planner.reward(area, cause, remedy, success, ts)
+        if rewards:
+            _save_bandit(loop.planner, state_dir)
+        for key, (partition, book) in books.items():
+            with writing_to(partition):
+                table[key] = book.dumps()
 
     return loop

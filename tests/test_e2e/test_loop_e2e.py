@@ -142,7 +142,8 @@ def test_the_window_archive_keeps_the_retained_span_on_the_broker(
 ) -> None:
     """30 one-second windows of one service through a worker that keeps 8 window lengths:
     the loop-windows changelog ends holding the 9 newest windows, and every older one was
-    written and then deleted (a tombstone)."""
+    written and then deleted (a tombstone); it and the service's book are on the partition of
+    the service's windows."""
     toml = worker_toml(config) + LOOP_TOML.replace(
         "[verification]\n", "[verification]\nretained_windows = 8\n"
     )
@@ -160,8 +161,14 @@ def test_the_window_archive_keeps_the_retained_span_on_the_broker(
         worker.stop()
     changelog = f"{config.worker.app_id}-loop-windows-changelog"
     last: dict[bytes, bytes | None] = {}
-    for record in read_records(broker, changelog):
+    records = read_records(broker, changelog)
+    for record in records:
         last[record.key] = record.value
+    # the loop handles its events in batches: its table writes still name their partition,
+    # the one of the service's windows
+    books = read_records(broker, f"{config.worker.app_id}-loop-state-changelog")
+    windows = {r.partition for r in read_records(broker, topics.windows)}
+    assert len(windows) == 1 and {r.partition for r in records + books} == windows
     starts = {key: float(key.decode().split("\x1f")[1]) for key in last}
     kept = sorted(starts[k] for k, v in last.items() if v is not None)
     deleted = sorted(starts[k] for k, v in last.items() if v is None)
