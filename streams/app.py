@@ -41,7 +41,7 @@ MAX_STATE_BYTES = 16 * 1024 * 1024
 STREAM_BUFFER = 128  # events an agent's stream holds ahead of it, per partition
 DETECT_BATCH = 128  # windows detected together: their breaches are awaited once
 DETECT_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
-# the agents' sends (table changelogs above all: two records for every window) wait this long
+# the agents' sends (table changelogs above all: two records a service a batch) wait this long
 # to share produce requests, as Kafka's own producer does by default since 4.0; with no wait
 # the worker spent about 15 % more CPU per single point (bench/bench_pipeline.py)
 PRODUCER_LINGER_S = 0.005
