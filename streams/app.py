@@ -25,13 +25,13 @@ from pydantic import BaseModel, ValidationError
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
+from streams.batches import PartitionedTable, ack_all, writing_to
 from streams.detect import Detector
 from streams.diagnose_stage import install_diagnose
 from streams.history import History
 from streams.history import decode as decode_history
 from streams.ingest import Ingest
 from streams.loop_stage import install_loop
-from streams.partitioned_table import PartitionedTable, writing_to
 from streams.recovery import TableManager
 from streams.window_stage import dead_letter
 
@@ -115,11 +115,12 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
 
     @app.agent(topics.windows)
     async def detect(stream: Any) -> None:
-        async for events in stream.take_events(DETECT_BATCH, within=DETECT_WAIT_S):
+        async for events in stream.noack_take(DETECT_BATCH, within=DETECT_WAIT_S):
             await detect_batch(events)
+            await ack_all(stream, events)
 
     async def detect_batch(events: list[Any]) -> None:
-        """Detect on a batch of windows (Faust acks them once this returns).
+        """Detect on a batch of windows (acked once this returns).
 
         Each breach is sent as its window is handled, and the batch's breaches are awaited
         together: a breach is durable before the detector state that remembers it is

@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from models.diagnoser import Diagnoser
 from schemas.config import DiagnosisConfig, PerfloopConfig
 from schemas.messages import Breach, Diagnosis, Label, WindowAggregate
-from streams.partitioned_table import writing_to
+from streams.batches import ack_all, writing_to
 from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.diagnose")
@@ -136,11 +136,12 @@ def install_diagnose(
 
     @app.agent(breaches)
     async def diagnose(stream: Any) -> None:
-        async for events in stream.take_events(DIAGNOSE_BATCH, within=DIAGNOSE_WAIT_S):
+        async for events in stream.noack_take(DIAGNOSE_BATCH, within=DIAGNOSE_WAIT_S):
             await diagnose_batch(events)
+            await ack_all(stream, events)
 
     async def diagnose_batch(events: list[Any]) -> None:
-        """Diagnose a batch of breaches (Faust acks them once this returns): the batch's
+        """Diagnose a batch of breaches (acked once this returns): the batch's
         diagnoses are awaited together, then each breach's snapshot of windows is let go (a
         redelivered breach is diagnosed again from its snapshot while it exists)."""
         done: list[tuple[int, Breach]] = []

@@ -34,9 +34,9 @@ from actions.planner import Planner
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
+from streams.batches import ack_all, writing_to
 from streams.incident import ServiceBook, WindowArchive
 from streams.loop import Loop, LoopOutput
-from streams.partitioned_table import writing_to
 from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.loop")
@@ -202,11 +202,12 @@ def install_loop(
 
     @app.agent(sources)
     async def incidents(stream: Any) -> None:
-        async for events in stream.take_events(LOOP_BATCH, within=LOOP_WAIT_S):
+        async for events in stream.noack_take(LOOP_BATCH, within=LOOP_WAIT_S):
             await incidents_batch(events)
+            await ack_all(stream, events)
 
     async def incidents_batch(events: list[Any]) -> None:
-        """Handle a batch of events in order (Faust acks them once this returns). The
+        """Handle a batch of events in order (acked once this returns). The
         messages of the whole batch are awaited together: each book is stored, and each
         reward learned, only once the messages it remembers are durable."""
         books: dict[bytes, tuple[int, ServiceBook]] = {}  # service -> (partition, book)

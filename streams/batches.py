@@ -1,11 +1,15 @@
-"""A Faust table whose writes can name the partition they belong to.
+"""What the worker's agents need to handle Faust events in batches.
+
+The agents take their events in batches (``stream.noack_take``) and ack a batch with
+:func:`ack_all` only once it is handled: a batch that fails is never acked, so its offsets
+are not committed and the events are read again after a restart or a rebalance.
 
 A Faust table writes a key's change to the changelog partition of the event being processed
 (the stream's current event): keys are co-partitioned with the topic that feeds the table.
-An agent that handles a batch of events at once (``stream.take_events``) has no current event
-of its own while it handles them. :func:`writing_to` names the partition for the writes made
-inside it: the partition of the event the write comes from. Outside it, a write takes the
-current event's partition, as in Faust.
+An agent that handles a batch of events at once has no current event of its own while it
+handles them. :func:`writing_to` names the partition for the writes made inside it: the
+partition of the event the write comes from. Outside it, a write takes the current event's
+partition, as in Faust.
 
 >>> with writing_to(3):
 ...     _PARTITION.get()
@@ -34,6 +38,12 @@ def writing_to(partition: int) -> Iterator[None]:
         yield
     finally:
         _PARTITION.reset(token)
+
+
+async def ack_all(stream: Any, events: list[Any]) -> None:
+    """Ack the handled ``events`` of ``stream``."""
+    for event in events:
+        await stream.ack(event)
 
 
 class PartitionedTable(faust.Table):
