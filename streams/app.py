@@ -15,17 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
-from streams.batches import PartitionedTable, ack_all, writing_to
+from streams.batches import PartitionedTable, dead_letter_json, in_batches, writing_to
 from streams.detect import Detector
 from streams.diagnose_stage import install_diagnose
 from streams.history import History
@@ -33,14 +32,11 @@ from streams.history import decode as decode_history
 from streams.ingest import Ingest
 from streams.loop_stage import install_loop
 from streams.recovery import TableManager
-from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.worker")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
 STREAM_BUFFER = 128  # events an agent's stream holds ahead of it, per partition
-DETECT_BATCH = 128  # windows detected together: their breaches are awaited once
-DETECT_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
 # the agents' sends (table changelogs above all: two records a service a batch) wait this long
 # to share produce requests, as Kafka's own producer does by default since 4.0; with no wait
 # the worker spent about 15 % more CPU per single point (bench/bench_pipeline.py)
@@ -115,9 +111,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
 
     @app.agent(topics.windows)
     async def detect(stream: Any) -> None:
-        async for events in stream.noack_take(DETECT_BATCH, within=DETECT_WAIT_S):
-            await detect_batch(events)
-            await ack_all(stream, events)
+        await in_batches(stream, detect_batch)
 
     async def detect_batch(events: list[Any]) -> None:
         """Detect on a batch of windows (acked once this returns).
@@ -135,9 +129,8 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             try:
                 window = WindowAggregate.model_validate_json(event.value)
             except ValidationError as exc:
-                letter = dead_letter(message, message.partition, message.topic, str(exc), None,
-                                     time.time())  # fmt: skip
-                sent.append(await topics.dlq.send(key=message.key, value=_json(letter)))
+                letter = dead_letter_json(message, str(exc))
+                sent.append(await topics.dlq.send(key=message.key, value=letter))
                 continue
             key = window.service.encode()
             held = touched.get(key)
@@ -154,7 +147,8 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
                 for breach in breaches:
                     detect_state[b"b:" + breach.breach_id.encode()] = state.dump_history()
             for breach in breaches:
-                sent.append(await topics.breaches.send(key=key, value=_json(breach)))
+                value = breach.model_dump_json().encode()
+                sent.append(await topics.breaches.send(key=key, value=value))
         await asyncio.gather(*sent)  # durable before the detector states that remember them
         for key, (partition, state) in touched.items():
             with writing_to(partition):
@@ -184,10 +178,6 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         )
 
     return app, ingest
-
-
-def _json(message: BaseModel) -> bytes:
-    return message.model_dump_json().encode()
 
 
 class _ServiceState:

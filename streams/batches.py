@@ -1,8 +1,8 @@
 """What the worker's agents need to handle Faust events in batches.
 
-The agents take their events in batches (``stream.noack_take``) and ack a batch with
-:func:`ack_all` only once it is handled: a batch that fails is never acked, so its offsets
-are not committed and the events are read again after a restart or a rebalance.
+:func:`in_batches` hands an agent's events to its handler in batches (``stream.noack_take``)
+and acks a batch only once the handler returns: a batch that fails is never acked, so its
+offsets are not committed and the events are read again after a restart or a rebalance.
 
 A Faust table writes a key's change to the changelog partition of the event being processed
 (the stream's current event): keys are co-partitioned with the topic that feeds the table.
@@ -20,13 +20,18 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import faust
 
+from streams.window_stage import dead_letter
+
+BATCH_EVENTS = 128  # events an agent handles together: their messages are awaited once
+BATCH_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
 _PARTITION: ContextVar[int | None] = ContextVar("perfloop_table_partition", default=None)
 
 
@@ -40,10 +45,19 @@ def writing_to(partition: int) -> Iterator[None]:
         _PARTITION.reset(token)
 
 
-async def ack_all(stream: Any, events: list[Any]) -> None:
-    """Ack the handled ``events`` of ``stream``."""
-    for event in events:
-        await stream.ack(event)
+async def in_batches(stream: Any, handle: Callable[[list[Any]], Awaitable[None]]) -> None:
+    """Hand the events of ``stream`` to ``handle`` in batches; ack each batch once ``handle``
+    has returned."""
+    async for events in stream.noack_take(BATCH_EVENTS, within=BATCH_WAIT_S):
+        await handle(events)
+        for event in events:
+            await stream.ack(event)
+
+
+def dead_letter_json(message: Any, reason: str) -> bytes:
+    """The dead letter, as JSON, of a Faust ``message`` that is not what its topic carries."""
+    letter = dead_letter(message, message.partition, message.topic, reason, None, time.time())
+    return letter.model_dump_json().encode()
 
 
 class PartitionedTable(faust.Table):

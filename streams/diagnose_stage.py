@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,14 +44,11 @@ from pydantic import ValidationError
 from models.diagnoser import Diagnoser
 from schemas.config import DiagnosisConfig, PerfloopConfig
 from schemas.messages import Breach, Diagnosis, Label, WindowAggregate
-from streams.batches import ack_all, writing_to
-from streams.window_stage import dead_letter
+from streams.batches import dead_letter_json, in_batches, writing_to
 
 log = logging.getLogger("perfloop.diagnose")
 
 MODEL_FILE = "diagnoser.bin"
-DIAGNOSE_BATCH = 128  # breaches diagnosed together: their diagnoses are awaited once
-DIAGNOSE_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
 REMEMBER_INCIDENTS = 10_000
 
 
@@ -136,9 +132,7 @@ def install_diagnose(
 
     @app.agent(breaches)
     async def diagnose(stream: Any) -> None:
-        async for events in stream.noack_take(DIAGNOSE_BATCH, within=DIAGNOSE_WAIT_S):
-            await diagnose_batch(events)
-            await ack_all(stream, events)
+        await in_batches(stream, diagnose_batch)
 
     async def diagnose_batch(events: list[Any]) -> None:
         """Diagnose a batch of breaches (acked once this returns): the batch's
@@ -151,8 +145,7 @@ def install_diagnose(
             try:
                 breach = Breach.model_validate_json(event.value)
             except ValidationError as exc:
-                letter = dead_letter(msg, msg.partition, msg.topic, str(exc), None, time.time())
-                sent.append(await dlq.send(key=msg.key, value=letter.model_dump_json().encode()))
+                sent.append(await dlq.send(key=msg.key, value=dead_letter_json(msg, str(exc))))
                 continue
             diagnosis = stage.diagnose(breach, history_of(breach))
             value = diagnosis.model_dump_json().encode()
@@ -170,8 +163,7 @@ def install_diagnose(
                 label = Label.model_validate_json(event.value)
             except ValidationError as exc:
                 msg = event.message
-                letter = dead_letter(msg, msg.partition, msg.topic, str(exc), None, time.time())
-                await dlq.send(key=msg.key, value=letter.model_dump_json().encode())
+                await dlq.send(key=msg.key, value=dead_letter_json(msg, str(exc)))
                 continue
             stage.learn(label)
 

@@ -34,15 +34,12 @@ from actions.planner import Planner
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
-from streams.batches import ack_all, writing_to
+from streams.batches import dead_letter_json, in_batches, writing_to
 from streams.incident import ServiceBook, WindowArchive
 from streams.loop import Loop, LoopOutput
-from streams.window_stage import dead_letter
 
 log = logging.getLogger("perfloop.loop")
 BANDIT_FILE = "bandit.json"
-LOOP_BATCH = 128  # events handled together: their messages are awaited once
-LOOP_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
 
 
 def _load_planner(config: PerfloopConfig, state_dir: Path) -> Planner:
@@ -202,9 +199,7 @@ def install_loop(
 
     @app.agent(sources)
     async def incidents(stream: Any) -> None:
-        async for events in stream.noack_take(LOOP_BATCH, within=LOOP_WAIT_S):
-            await incidents_batch(events)
-            await ack_all(stream, events)
+        await in_batches(stream, incidents_batch)
 
     async def incidents_batch(events: list[Any]) -> None:
         """Handle a batch of events in order (acked once this returns). The
@@ -237,8 +232,7 @@ def install_loop(
                     out = await handle(book, msg.topic, event.value)
             except ValueError as exc:  # a malformed message from outside: dead-letter, go on
                 log.error("%s[%d]@%d rejected: %s", msg.topic, msg.partition, msg.offset, exc)
-                letter = dead_letter(msg, msg.partition, msg.topic, str(exc), None, time.time())
-                pending.append(await dlq.send(key=key, value=letter.model_dump_json().encode()))
+                pending.append(await dlq.send(key=key, value=dead_letter_json(msg, str(exc))))
                 continue
             books[key] = (msg.partition, book)
             pending += await send(out, key)
