@@ -57,6 +57,18 @@ def kafka_version() -> str:
     return text[start : text.index("</kafka.version>")]
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them: 16 bytes, URL-safe base64, unpadded.
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with ``-``: the storage tool's
+    argument parser would read such an id as an option and refuse to format.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
@@ -203,7 +215,7 @@ class LocalKafka:
     def _format(self, props: Path) -> None:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = [
             "java", "-cp", self.classpath, f"-Dlog4j2.configurationFile={LOG4J2}",
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),

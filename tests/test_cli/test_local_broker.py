@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from perfloop.broker import local
 from perfloop.broker.local import LocalKafka
 
 
@@ -90,3 +92,12 @@ def test_up_refuses_a_port_held_by_another_process(tmp_path: Path) -> None:
 def test_ports_must_differ() -> None:
     with pytest.raises(ValueError, match="controller_port: 9092"):
         LocalKafka(port=9092, controller_port=9092)
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the storage tool reads "-t -..." as two options and refuses to format
+    dashed, plain = b"\xf8" + bytes(15), bytes(16)
+    assert base64.urlsafe_b64encode(dashed).startswith(b"-")
+    draws = iter([dashed, plain])
+    monkeypatch.setattr(local.os, "urandom", lambda n: next(draws))
+    assert local.new_cluster_id() == "A" * 22
