@@ -3,7 +3,8 @@
 - ingest (:mod:`streams.ingest`, run beside the app): ``metrics`` -> ``perfloop.windows`` and
   ``metrics.dlq``, with offset-exact window checkpoints;
 - ``detect``: ``perfloop.windows`` -> ``perfloop.breaches``, one detector and the recent
-  window history per service in a table (the diagnose stage reads that history);
+  window history per service in a table (:mod:`streams.service_state`; the diagnose stage
+  reads that history);
 - the diagnose stage and, with signing keys, the closed loop.
 
 Every topic is keyed by service, so a service's windows, breaches and state share a
@@ -13,7 +14,6 @@ partition number and live on one worker.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,19 +25,19 @@ from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
 from streams.batches import PartitionedTable, dead_letter_json, in_batches, writing_to
-from streams.detect import Detector
 from streams.diagnose_stage import install_diagnose
-from streams.history import History
 from streams.history import decode as decode_history
 from streams.ingest import Ingest
 from streams.loop_stage import install_loop
 from streams.recovery import TableManager
+from streams.service_state import MAGIC as STATE_MAGIC
+from streams.service_state import ServiceState, history_in
 
 log = logging.getLogger("perfloop.worker")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
 STREAM_BUFFER = 128  # events an agent's stream holds ahead of it, per partition
-# the agents' sends (table changelogs above all: two records a service a batch) wait this long
+# the agents' sends (table changelogs above all: a record a service a batch) wait this long
 # to share produce requests, as Kafka's own producer does by default since 4.0; with no wait
 # the worker spent about 15 % more CPU per single point (bench/bench_pipeline.py)
 PRODUCER_LINGER_S = 0.005
@@ -101,7 +101,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
     )
     ingest = Ingest(config)
-    states: dict[bytes, _ServiceState] = {}  # parsed, of the services seen since a rebalance
+    states: dict[bytes, ServiceState] = {}  # of the services seen since a rebalance
     revocations = [0]  # how many rebalances took partitions away
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -120,8 +120,9 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         together: a breach is durable before the detector state that remembers it is
         written, as one window at a time, but the batch waits for the broker once, not once
         a breach. Each service's history and detector state are written once a batch, after
-        that wait. A window that is not a valid window goes to the dead-letter topic."""
-        touched: dict[bytes, tuple[int, _ServiceState]] = {}  # service -> (partition, state)
+        that wait, as one record. A window that is not a valid window goes to the dead-letter
+        topic."""
+        touched: dict[bytes, tuple[int, ServiceState]] = {}  # service -> (partition, state)
         sent: list[Any] = []
         revoked_before = revocations[0]
         for event in events:
@@ -136,24 +137,26 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             held = touched.get(key)
             state = held[1] if held is not None else states.pop(key, None)
             if state is None:
-                state = _ServiceState.load(
-                    detect_state.get(key), detect_state.get(b"h:" + key), config
-                )
+                record = detect_state.get(key)
+                legacy = None if record and record.startswith(STATE_MAGIC) else b"h:" + key
+                state = ServiceState.load(record, legacy and detect_state.get(legacy), config)
             touched[key] = (message.partition, state)
             breaches = state.observe(window, config.windows.history_windows)
             # each breach keeps the windows it saw, so its diagnosis does not depend on how
             # far detection has run ahead of diagnosis (a replay diagnoses the same)
             with writing_to(message.partition):
                 for breach in breaches:
-                    detect_state[b"b:" + breach.breach_id.encode()] = state.dump_history()
+                    detect_state[b"b:" + breach.breach_id.encode()] = state.history_blob()
             for breach in breaches:
                 value = breach.model_dump_json().encode()
                 sent.append(await topics.breaches.send(key=key, value=value))
         await asyncio.gather(*sent)  # durable before the detector states that remember them
         for key, (partition, state) in touched.items():
             with writing_to(partition):
-                detect_state[b"h:" + key] = state.dump_history()
-                detect_state[key] = state.dump_detector()
+                detect_state[key] = state.dump()
+                if state.legacy:  # the two-record layout's history is now in the record
+                    detect_state.pop(b"h:" + key, None)
+                    state.legacy = False
         if revocations[0] == revoked_before:  # cached once all is written, if still ours
             states.update((key, state) for key, (_, state) in touched.items())
 
@@ -161,8 +164,13 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         """The windows the breach was detected on."""
         snapshot = detect_state.get(b"b:" + breach.breach_id.encode())
         if snapshot is None:  # a redelivered, already diagnosed breach: the current history
-            snapshot = detect_state.get(b"h:" + breach.service.encode())
-        return _ServiceState.load(None, snapshot, config).windows()
+            service = breach.service.encode()
+            record = detect_state.get(service)
+            if record and record.startswith(STATE_MAGIC):
+                snapshot = history_in(record)
+            else:
+                snapshot = detect_state.get(b"h:" + service)
+        return decode_history(snapshot)
 
     def diagnosed(breach: Breach) -> None:
         """The breach's diagnosis is out: its snapshot of windows is no longer needed."""
@@ -178,45 +186,3 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         )
 
     return app, ingest
-
-
-class _ServiceState:
-    """One service's detector and recent windows (:class:`~streams.history.History`), as
-    stored in the detect-state table; the history is the very bytes object the table holds.
-
-    >>> from schemas.config import PerfloopConfig
-    >>> state = _ServiceState.load(None, None, PerfloopConfig())
-    >>> state.dump_history(), state.windows()
-    (b'H\\x01', [])
-    """
-
-    def __init__(self, detector: Detector, history: History) -> None:
-        self.detector = detector
-        self.history = history
-
-    @classmethod
-    def load(
-        cls, detector: bytes | None, history: bytes | None, config: PerfloopConfig
-    ) -> _ServiceState:
-        det = (
-            Detector.from_json(json.loads(detector), config.detection)
-            if detector
-            else Detector(config.detection)
-        )
-        return cls(det, History.load(history))
-
-    def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
-        events = self.detector.observe(window)
-        latest = self.history.latest
-        if latest is None or window.start > latest:
-            self.history.append(window, keep)
-        return [e for e in events if isinstance(e, Breach)]
-
-    def dump_detector(self) -> bytes:
-        return json.dumps(self.detector.to_json(), separators=(",", ":")).encode()
-
-    def dump_history(self) -> bytes:
-        return self.history.blob
-
-    def windows(self) -> list[WindowAggregate]:
-        return decode_history(self.history.blob)

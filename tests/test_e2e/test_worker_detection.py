@@ -36,6 +36,7 @@ from worker_support import (
 
 from schemas.config import TopicNames
 from streams.detect import breach_id as breach_id_of
+from streams.service_state import MAGIC as STATE_MAGIC
 
 pytestmark = pytest.mark.broker
 
@@ -264,14 +265,19 @@ def test_bad_windows_and_breaches_are_dead_lettered_and_detection_goes_on(
 
 def test_detection_state_is_written_to_the_partition_of_its_service(output: Output) -> None:
     """Windows are detected in batches, with no current event of their own: each table write
-    still goes to the changelog partition of its service's windows."""
+    still goes to the changelog partition of its service's windows. A service's detector and
+    history are one record (a breach's snapshot of windows is another)."""
     of_service = {r.key: r.partition for r in output.window_records}
     breach_services = {b["breach_id"].encode(): b["service"].encode() for b in output.breaches}
     seen = Counter()
     for record in output.state_records:
         kind, _, rest = record.key.partition(b":")
-        service = {b"h": rest, b"b": breach_services.get(rest)}.get(kind, record.key)
-        assert service is not None, record.key
+        if kind == b"b":
+            service = breach_services.get(rest)
+            assert service is not None, record.key
+        else:
+            service = record.key
+            assert record.value.startswith(STATE_MAGIC), record.value[:40]
         assert record.partition == of_service[service], (record.key, record.partition)
-        seen[kind if kind in (b"h", b"b") else b"state"] += 1
-    assert seen[b"h"] and seen[b"b"] and seen[b"state"], seen
+        seen[kind if kind == b"b" else b"state"] += 1
+    assert seen[b"b"] and seen[b"state"], seen
