@@ -1,0 +1,96 @@
+"""A worker started over detect state that an earlier worker wrote in the two-record layout
+(the detector's JSON under the service's name, its history under ``h:<service>``) picks each
+service up where it was, on the real broker, and leaves it in the one-record layout."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka_helpers import read_records
+from worker_support import WorkerProcess, create_topics, wait_committed, worker_config
+
+from schemas.messages import WindowAggregate
+from streams.detect import breach_id
+from streams.history import decode
+from streams.service_state import MAGIC, ServiceState, history_in
+from tests.test_streams.test_detect import series, window
+
+pytestmark = pytest.mark.broker
+
+SERVICE = "upgraded"
+
+
+def latency(i: int, ms: float) -> WindowAggregate:
+    return window(i, series("latency_ms", ms, p95=ms), service=SERVICE)
+
+
+def test_a_two_record_state_is_read_and_replaced_by_one_record(broker: str, tmp_path: Path) -> None:
+    config = worker_config(broker, tmp_path)
+    create_topics(config)
+    assert config.detection.latency.for_windows == 2, "the test fires on the second high window"
+    # what an earlier worker left: one window at 100 ms, then one at 900 ms, not yet a breach
+    earlier = ServiceState.load(None, None, config)
+    for i, ms in enumerate([100.0, 900.0]):
+        assert not earlier.observe(latency(i, ms), 6)
+    changelog = f"{config.worker.app_id}-detect-state-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    try:
+        admin.create_topics([NewTopic(changelog, config.topics.partitions, 1,
+                                      topic_configs={"cleanup.policy": "compact"})])  # fmt: skip
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=broker)
+    key = SERVICE.encode()
+    detector = json.dumps(earlier.detector.to_json()).encode()
+    sent = producer.send(changelog, key=key, value=detector).get(10)
+    # both on the partition of the service's windows, where the worker wrote them
+    producer.send(
+        changelog, key=b"h:" + key, value=earlier.history_blob(), partition=sent.partition
+    )
+    producer.flush(10)
+
+    worker = WorkerProcess(config, tmp_path / "worker").start()
+    try:
+        worker.wait_ready()
+        producer.send(
+            config.topics.names.windows, key=key, value=latency(2, 900.0).model_dump_json().encode()
+        )
+        producer.flush(10)
+        wait_committed(broker, config.worker.app_id, config.topics.names.windows,
+                       "the detector to handle the window")  # fmt: skip
+        records = wait_for_state(broker, changelog, key)
+    finally:
+        worker.stop()
+        producer.close()
+
+    breaches = [json.loads(r.value) for r in read_records(broker, config.topics.names.breaches)]
+    # the breach counts the earlier worker's high window: the detector state was read
+    assert [b["breach_id"] for b in breaches] == [breach_id(SERVICE, "latency", window(1).start)]
+    assert breaches[0]["windows"] == 2
+    last = {r.key: r.value for r in records}
+    starts = [w.start for w in decode(history_in(last[key]))]
+    assert starts == [window(i).start for i in range(3)], "the history goes on from the old one"
+
+
+def wait_for_state(broker: str, changelog: str, key: bytes, timeout_s: float = 30.0) -> list[Any]:
+    """The changelog's records once ``key`` has a record in the one-record layout and its
+    ``h:`` record is deleted (each the key's last record)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_records(broker, changelog)
+        last = {r.key: r.value for r in records}
+        if (last.get(key) or b"").startswith(MAGIC) and last.get(b"h:" + key, b"") is None:
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"waited {timeout_s:g}s for {key!r}'s one-record state and its h: record "
+                f"deleted on {changelog}; the last records: "
+                f"{ {k: v and v[:16] for k, v in last.items()} }"
+            )
+        time.sleep(0.2)
