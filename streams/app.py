@@ -27,7 +27,7 @@ from schemas.messages import Breach, WindowAggregate
 from streams.batches import PartitionedTable, dead_letter_json, in_batches, writing_to
 from streams.diagnose_stage import install_diagnose
 from streams.history import decode as decode_history
-from streams.ingest import Ingest
+from streams.ingest import PRODUCER_BATCH_BYTES, Ingest
 from streams.loop_stage import install_loop
 from streams.recovery import TableManager
 from streams.service_state import MAGIC as STATE_MAGIC
@@ -41,12 +41,6 @@ STREAM_BUFFER = 128  # events an agent's stream holds ahead of it, per partition
 # to share produce requests, as Kafka's own producer does by default since 4.0; with no wait
 # the worker spent about 15 % more CPU per single point (bench/bench_pipeline.py)
 PRODUCER_LINGER_S = 0.005
-# a partition's records go to the broker in batches of up to this size (aiokafka's default is
-# 16 KiB): a service's detect state is kilobytes, so a default batch held one or two. With
-# larger batches, detection alone sent 573 produce requests for 2,000 windows instead of
-# 1,383, and took about 16 % less CPU a window. Kept under the broker's default largest
-# batch, 1 MiB.
-PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 @dataclass

@@ -55,6 +55,12 @@ CHUNK_BYTES = 1024 * 1024  # record values decoded at once
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024  # large fetches: the fetcher refills a partition only
 FETCH_MAX_BYTES = 32 * 1024 * 1024  # once its buffer is drained, and a refill is a round trip
 IDLE_EVERY_S = 1.0
+# the worker's producers send a partition's records in batches of up to this size, not
+# aiokafka's default 16 KiB, which holds only a few windows or detect states (kilobytes
+# each). Detection alone then sent 573 produce requests for 2,000 windows instead of 1,383,
+# with about 16 % less CPU a window; the single-point bench's windows were out about 2.5
+# times as fast. Kept under the broker's default largest batch, 1 MiB.
+PRODUCER_BATCH_BYTES = 512 * 1024
 READ_TIMEOUT_S = 30.0
 _VALUE = operator.attrgetter("value")
 
@@ -119,6 +125,7 @@ class Ingest:
             # before it; batches still form while a request is in flight
             linger_ms=0,
             max_request_size=MAX_CHECKPOINT_BYTES + 65_536,
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
         self._reader = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
