@@ -36,7 +36,7 @@ from streams.service_state import ServiceState, history_in
 log = logging.getLogger("perfloop.worker")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
-STREAM_BUFFER = 128  # events an agent's stream holds ahead of it, per partition
+STREAM_BUFFER = 512  # events an agent's stream holds ahead of it, per partition (a batch)
 # the agents' sends (table changelogs above all: a record a service a batch) wait this long
 # to share produce requests, as Kafka's own producer does by default since 4.0; with no wait
 # the worker spent about 15 % more CPU per single point (bench/bench_pipeline.py)
@@ -75,7 +75,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         broker_heartbeat_interval=config.worker.heartbeat_interval_s,
         key_serializer="raw",
         value_serializer="raw",
-        # windows are large (a service's series with their samples): prefetch few of them
+        # windows are kilobytes (a service's series with their samples): hold a batch, no more
         stream_buffer_maxsize=STREAM_BUFFER,
         # recovery that loses no event read as it ends (see streams.recovery)
         TableManager=TableManager,

@@ -30,7 +30,7 @@ import faust
 
 from streams.window_stage import dead_letter
 
-BATCH_EVENTS = 128  # events an agent handles together: their messages are awaited once
+BATCH_EVENTS = 512  # events an agent handles together: their messages are awaited once
 BATCH_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most
 _PARTITION: ContextVar[int | None] = ContextVar("perfloop_table_partition", default=None)
 
