@@ -30,8 +30,7 @@ from streams.history import decode as decode_history
 from streams.ingest import PRODUCER_BATCH_BYTES, Ingest
 from streams.loop_stage import install_loop
 from streams.recovery import TableManager
-from streams.service_state import MAGIC as STATE_MAGIC
-from streams.service_state import ServiceState, history_in
+from streams.service_state import ServiceState, current_history
 
 log = logging.getLogger("perfloop.worker")
 
@@ -138,9 +137,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
             held = touched.get(key)
             state = held[1] if held is not None else states.pop(key, None)
             if state is None:
-                record = detect_state.get(key)
-                legacy = None if record and record.startswith(STATE_MAGIC) else b"h:" + key
-                state = ServiceState.load(record, legacy and detect_state.get(legacy), config)
+                state = ServiceState.read(detect_state, key, config)
             touched[key] = (message.partition, state)
             breaches = state.observe(window, config.windows.history_windows)
             # each breach keeps the windows it saw, so its diagnosis does not depend on how
@@ -154,10 +151,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         await asyncio.gather(*sent)  # durable before the detector states that remember them
         for key, (partition, state) in touched.items():
             with writing_to(partition):
-                detect_state[key] = state.dump()
-                if state.legacy:  # the two-record layout's history is now in the record
-                    detect_state.pop(b"h:" + key, None)
-                    state.legacy = False
+                state.write(detect_state, key)
         if revocations[0] == revoked_before:  # cached once all is written, if still ours
             states.update((key, state) for key, (_, state) in touched.items())
 
@@ -165,12 +159,7 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         """The windows the breach was detected on."""
         snapshot = detect_state.get(b"b:" + breach.breach_id.encode())
         if snapshot is None:  # a redelivered, already diagnosed breach: the current history
-            service = breach.service.encode()
-            record = detect_state.get(service)
-            if record and record.startswith(STATE_MAGIC):
-                snapshot = history_in(record)
-            else:
-                snapshot = detect_state.get(b"h:" + service)
+            snapshot = current_history(detect_state, breach.service.encode())
         return decode_history(snapshot)
 
     def diagnosed(breach: Breach) -> None:

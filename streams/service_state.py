@@ -6,8 +6,9 @@ the length of the detector's JSON (little-endian uint32), that JSON, then the se
 the batch touched: one changelog record, not one for the detector and one for the history.
 
 Earlier workers kept the two apart: the detector's JSON under the service's name and the
-history under ``h:<service>``. :meth:`ServiceState.load` reads that layout too, and the
-first record written in the new layout replaces it (see :attr:`ServiceState.legacy`).
+history under ``h:<service>``. :meth:`ServiceState.read` reads that layout too, and
+:meth:`ServiceState.write` deletes the ``h:`` record when it first writes the service's one
+record. The table's layout is known here only.
 
 >>> from schemas.config import PerfloopConfig
 >>> state = ServiceState.load(None, None, PerfloopConfig())
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import MutableMapping
 
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
@@ -28,14 +30,26 @@ from streams.history import History
 from streams.history import decode as decode_history
 
 MAGIC = b"S\x01"
+LEGACY_HISTORY = b"h:"  # the key prefix of a history in the two-record layout
 _SIZE = struct.Struct("<I")
 _HEAD = len(MAGIC) + _SIZE.size
+
+
+Table = MutableMapping[bytes, bytes]
 
 
 def history_in(record: bytes) -> bytes:
     """The history part of a record in the one-record layout."""
     (size,) = _SIZE.unpack_from(record, len(MAGIC))
     return record[_HEAD + size :]
+
+
+def current_history(table: Table, key: bytes) -> bytes | None:
+    """The history the table holds for service ``key`` (either layout), if any."""
+    record = table.get(key)
+    if record and record.startswith(MAGIC):
+        return history_in(record)
+    return table.get(LEGACY_HISTORY + key)
 
 
 class ServiceState:
@@ -72,6 +86,22 @@ class ServiceState:
             else Detector(config.detection)
         )
         return cls(detector, None, History.load(legacy_history), legacy_history is not None)
+
+    @classmethod
+    def read(cls, table: Table, key: bytes, config: PerfloopConfig) -> ServiceState:
+        """The state the table holds for service ``key`` (either layout)."""
+        record = table.get(key)
+        if record and record.startswith(MAGIC):
+            return cls.load(record, None, config)
+        return cls.load(record, table.get(LEGACY_HISTORY + key), config)
+
+    def write(self, table: Table, key: bytes) -> None:
+        """Store the state as service ``key``'s one record (and delete its ``h:`` record, if
+        it was read from the two-record layout)."""
+        table[key] = self.dump()
+        if self.legacy:
+            table.pop(LEGACY_HISTORY + key, None)
+            self.legacy = False
 
     @property
     def history(self) -> History:

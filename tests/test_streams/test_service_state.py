@@ -7,7 +7,7 @@ import json
 from schemas.config import PerfloopConfig
 from schemas.messages import WindowAggregate
 from streams.history import decode
-from streams.service_state import MAGIC, ServiceState, history_in
+from streams.service_state import MAGIC, ServiceState, current_history, history_in
 from tests.test_streams.test_detect import series, window
 
 CONFIG = PerfloopConfig()
@@ -64,3 +64,19 @@ def test_the_two_record_layout_loads_and_continues_in_one_record() -> None:
     assert decode(history_in(record)) == old.windows()
     assert not ServiceState.load(record, None, CONFIG).legacy
     assert not ServiceState.load(detector, None, CONFIG).legacy  # no h: record to replace
+
+
+def test_a_table_in_the_two_record_layout_is_read_and_left_in_one_record() -> None:
+    old = ServiceState.load(None, None, CONFIG)
+    for w in INPUT[:3]:
+        old.observe(w, KEEP)
+    key = b"api"
+    table = {key: json.dumps(old.detector.to_json()).encode(), b"h:" + key: old.history_blob()}
+    assert current_history(table, key) == old.history_blob()
+
+    state = ServiceState.read(table, key, CONFIG)
+    assert state.observe(INPUT[3], KEEP) == old.observe(INPUT[3], KEEP)
+    state.write(table, key)
+    assert list(table) == [key] and table[key].startswith(MAGIC)
+    assert current_history(table, key) == old.history_blob()
+    assert ServiceState.read(table, key, CONFIG).windows() == old.windows()
