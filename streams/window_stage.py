@@ -203,13 +203,19 @@ class WindowStage:
         partitions that closed any, with their windows (with ``emit``, the windows went to
         it as in :meth:`process`, and the lists are empty)."""
         closed = {}
-        for partition, state in self._partitions.items():
-            before = state.counters.windows
-            windows = state.windows.advance_idle(now, emit=_counted(state.counters, emit))
-            state.counters.windows += len(windows)
-            if state.counters.windows > before:
+        for partition in self.partitions():
+            windows: list[WindowAggregate] = []
+            if self.advance_idle_partition(partition, now, emit or windows.append):
                 closed[partition] = windows
         return closed
+
+    def advance_idle_partition(self, partition: int, now: float, emit: Emit) -> int:
+        """Close the windows of ``partition`` if it has been idle for the configured timeout;
+        they go to ``emit``. How many it closed."""
+        state = self._get(partition)
+        before = state.counters.windows
+        state.windows.advance_idle(now, emit=_counted(state.counters, emit))
+        return state.counters.windows - before
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint(self, partition: int) -> bytes:
