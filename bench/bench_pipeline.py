@@ -7,9 +7,12 @@ topics, then measures:
 
 - the bare rate: a plain aiokafka consumer reading the same topic (the ceiling);
 - the worker rate: ``perfloop worker`` from ready (startup excluded) until detection has
-  handled its last window, points per second through ingest, windows and detection; and
-  ``windowed``, the rate until the last window was out (ingest and windows alone: detection
-  runs beside them and finishes later);
+  handled its last window, points per second through ingest, windows and detection. The
+  ingest detects on each window as it closes and sends the window after its breaches, so
+  that is when the last window and the last breach are on the broker. ``stored`` is the rate
+  until the last detection state was written too: states are written with the partitions'
+  checkpoints, up to ``worker.checkpoint_interval_s`` (1 s) later, and what a run of a few
+  seconds measures there is mostly that wait;
 - the worker's CPU time per point (user + system, from ready until detection is done):
   unlike the rates, it does not count the time the worker waits for a core when other
   processes share the machine (though they still slow each core down);
@@ -51,6 +54,8 @@ import numpy as np
 from actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
+from streams.detect_stage import state_topic
+from streams.ingest import ingest_group
 
 T0 = 1_760_000_000.0
 METRICS = [
@@ -197,32 +202,35 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def worker_run(
     config: PerfloopConfig, folder: Path, windows: int, profile: Path | None = None
 ) -> tuple[float, float, float, int, int]:
-    """(seconds from ready until the last window was out, and until detection had handled
-    every window; CPU seconds until then; peak RSS; RSS when ready) of one worker.
+    """(seconds from ready until detection had handled every window, and until the last
+    detection state was written; CPU seconds until the first; peak RSS; RSS when ready) of
+    one worker.
 
     The run is watched without reading its output while it goes on: the bench samples the
-    worker's CPU time every ``WATCH_S`` and asks every ``ASK_S`` for the offsets the worker's
-    group has committed on the windows topic. Reading 2,000 windows as they came cost this
+    worker's CPU time every ``WATCH_S`` and asks every ``ASK_S`` for the offsets the ingest's
+    group has committed on the metrics topic. Reading 2,000 windows as they came cost this
     process over a CPU second in a two-second run, taken from the worker and the broker on a
-    small machine. Once the group has committed every window, the times come from record
-    timestamps: the last window's, and the last detector state the detect agent wrote (its
-    last write for a window). The group commits about once a second, so the CPU time is the
-    sample taken when detection was done, not when the commit was seen."""
+    small machine. The ingest commits a partition once its windows, breaches and detection
+    states are written; once it has committed every record, the times come from record
+    timestamps: the last window's or breach's, and the last detection state's. The ingest
+    commits about once a second, so the CPU time is the sample taken when detection was
+    done, not when the commit was seen."""
     log = folder / "worker.log"
     if profile is None:  # what ``perfloop worker --config path`` runs
         proc = _start(config, folder, RUN_WORKER)
     else:
         proc = _start(config, folder, PROFILE_WORKER, str(profile))
-    topic = config.topics.names.windows
     probe = KafkaConsumer(bootstrap_servers=config.broker.bootstrap, enable_auto_commit=False,
-                          group_id=config.worker.app_id, consumer_timeout_ms=1000)  # fmt: skip
+                          group_id=ingest_group(config), consumer_timeout_ms=1000)  # fmt: skip
     try:
-        tps = _partitions(probe, topic)
+        metrics = _partitions(probe, config.topics.names.metrics)
+        tps = _partitions(probe, config.topics.names.windows)
+        records = sum(probe.end_offsets(metrics).values())
         _wait_ready(proc, log)
         ready, base_rss = time.time(), _status(proc.pid, "VmRSS")
         cpu = [(ready, _cpu_seconds(proc.pid))]
         deadline = time.monotonic() + 900
-        while sum(probe.committed(tp) or 0 for tp in tps) < windows:
+        while sum(probe.committed(tp) or 0 for tp in metrics) < records:
             if time.monotonic() > deadline:
                 out = sum(probe.end_offsets(tps).values())
                 raise RuntimeError(f"waited 900s for detection of {windows} windows ({out} out)")
@@ -230,12 +238,15 @@ def worker_run(
                 time.sleep(WATCH_S)
                 cpu.append((time.time(), _cpu_seconds(proc.pid)))
         peak = _status(proc.pid, "VmHWM")
-        out_at = max(_last_timestamps(probe, tps).values())
-        changelog = _partitions(probe, f"{config.worker.app_id}-detect-state-changelog")
-        states = _last_timestamps(probe, changelog)  # keys: service, h:service, b:breach id
-        detected_at = max(t for key, t in states.items() if key[:2] not in (b"h:", b"b:"))
+        out = sum(probe.end_offsets(tps).values())
+        if out < windows:
+            raise RuntimeError(f"the worker closed {out} windows, not {windows}")
+        breaches = _partitions(probe, config.topics.names.breaches)
+        detected_at = max(_last_timestamps(probe, tps + breaches).values())
+        states = _last_timestamps(probe, _partitions(probe, state_topic(config).name))
+        stored_at = max(states.values())
         cpu_done = next((c for t, c in cpu if t >= detected_at), cpu[-1][1])
-        return out_at - ready, detected_at - ready, cpu_done - cpu[0][1], peak, base_rss
+        return detected_at - ready, stored_at - ready, cpu_done - cpu[0][1], peak, base_rss
     finally:
         probe.close()
         _stop(proc)
@@ -279,8 +290,8 @@ class Run:
     """One measurement of one case."""
 
     bare: float  # points/s
-    windowed: float  # points/s until the last window was out
     worker: float  # points/s until detection had handled every window
+    stored: float  # points/s until the last detection state was written
     cpu: float  # worker CPU seconds per point
     peak: int  # bytes
     growth: int  # bytes over the idle worker
@@ -302,9 +313,9 @@ def measure(
     points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
     produce(args.broker, config.topics.names.metrics, values)
     bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
-    out_s, done_s, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
+    done_s, stored_s, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
     bare = bare_msgs * points / len(values)
-    run = Run(bare, points / out_s, points / done_s, cpu / points, peak, peak - base)
+    run = Run(bare, points / done_s, points / stored_s, cpu / points, peak, peak - base)
     return run, points, len(values)
 
 
@@ -353,21 +364,21 @@ def main() -> None:
         for services in (low, high):
             run = measure(args, args.memory_points, args.memory_rounds, None, services)[0]
             peaks[services].append(run.peak)
-    print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}{'windowed':>11}"
-          f"{'worker pts/s':>24}{'ratio':>7}{'CPU us/pt':>10}{'peak RSS':>10}"
+    print(f"{'case':<26}{'points':>11}{'messages':>10}{'bare pts/s':>12}"
+          f"{'worker pts/s':>24}{'ratio':>7}{'stored':>10}{'CPU us/pt':>10}{'peak RSS':>10}"
           f"{'RSS/series':>12}")  # fmt: skip
     for label, points, msgs, runs in rows.values():
         bare = _median([r.bare for r in runs])
-        windowed = _median([r.windowed for r in runs])
+        stored = _median([r.stored for r in runs])
         rates = [r.worker for r in runs]
         rate = _median(rates)
         spread = f"[{min(rates) / 1e3:,.0f}k-{max(rates) / 1e3:,.0f}k]" if len(runs) > 1 else ""
         cpu = _median([r.cpu * 1e6 for r in runs])
         peak = _median([r.peak for r in runs])
         per_series = _median([r.growth / series for r in runs])
-        line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}{windowed:>11,.0f}"
+        line = (f"{label:<26}{points:>11,}{msgs:>10,}{bare:>12,.0f}"
                 f"{rate:>11,.0f} {spread:>12}"
-                f"{rate / bare:>7.0%}{cpu:>10.2f}{peak / 2**20:>8.0f}MB"
+                f"{rate / bare:>7.0%}{stored:>10,.0f}{cpu:>10.2f}{peak / 2**20:>8.0f}MB"
                 f"{per_series:>10,.0f} B")  # fmt: skip
         print(line)
     if peaks[high]:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ from pydantic import ValidationError
 from models.diagnoser import Diagnoser
 from schemas.config import DiagnosisConfig, PerfloopConfig
 from schemas.messages import Breach, Diagnosis, Label, WindowAggregate
-from streams.batches import dead_letter_json, in_batches, writing_to
+from streams.batches import dead_letter_json, in_batches
+from streams.detect_stage import HISTORY_HEADER
+from streams.history import decode as decode_history
 
 log = logging.getLogger("perfloop.diagnose")
 
@@ -68,6 +71,7 @@ class DiagnoseStage:
             self.diagnoser = Diagnoser(config)
         self._features: OrderedDict[str, tuple[str, dict[str, float]]] = OrderedDict()
         self.unknown_labels = 0
+        self.without_history = 0  # breaches diagnosed without the windows they were seen on
 
     def diagnose(
         self, breach: Breach, history: Sequence[WindowAggregate], incident_id: str | None = None
@@ -113,12 +117,27 @@ class DiagnoseStage:
         os.replace(tmp, path)
 
 
+def breach_history(headers: Any) -> list[WindowAggregate] | None:
+    """The windows a breach record's :data:`~streams.detect_stage.HISTORY_HEADER` holds, or
+    None without that header; a header that is not a history raises ValueError naming it.
+
+    >>> breach_history([("other", b"x")]) is None, breach_history({HISTORY_HEADER: b"H\\x01"})
+    (True, [])
+    """
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, value in pairs:
+        if name == HISTORY_HEADER:
+            try:
+                return decode_history(value)
+            except (ValueError, TypeError, KeyError, struct.error) as exc:
+                raise ValueError(
+                    f"header {HISTORY_HEADER}: not a history of windows ({exc})"
+                ) from exc
+    return None
+
+
 def install_diagnose(
-    app: Any,
-    config: PerfloopConfig,
-    topic: Callable[[str], Any],
-    history_of: Callable[[Breach], list[WindowAggregate]],
-    diagnosed: Callable[[Breach], None] = lambda breach: None,
+    app: Any, config: PerfloopConfig, topic: Callable[[str], Any]
 ) -> DiagnoseStage:
     """Add the diagnose and label agents to the worker's Faust ``app``."""
     names = config.topics.names
@@ -135,26 +154,29 @@ def install_diagnose(
         await in_batches(stream, diagnose_batch)
 
     async def diagnose_batch(events: list[Any]) -> None:
-        """Diagnose a batch of breaches (acked once this returns): the batch's
-        diagnoses are awaited together, then each breach's snapshot of windows is let go (a
-        redelivered breach is diagnosed again from its snapshot while it exists)."""
-        done: list[tuple[int, Breach]] = []
+        """Diagnose a batch of breaches (acked once this returns), each from the windows it
+        was detected on (its :data:`~streams.detect_stage.HISTORY_HEADER`); the batch's
+        diagnoses are awaited together."""
         sent: list[Any] = []
         for event in events:
             msg = event.message
             try:
                 breach = Breach.model_validate_json(event.value)
-            except ValidationError as exc:
+                history = breach_history(msg.headers)
+            except (ValidationError, ValueError) as exc:
                 sent.append(await dlq.send(key=msg.key, value=dead_letter_json(msg, str(exc))))
                 continue
-            diagnosis = stage.diagnose(breach, history_of(breach))
+            if history is None:
+                stage.without_history += 1
+                log.warning(
+                    "breach %s has no %s header: diagnosed without its windows",
+                    breach.breach_id,
+                    HISTORY_HEADER,
+                )
+            diagnosis = stage.diagnose(breach, history or [])
             value = diagnosis.model_dump_json().encode()
             sent.append(await diagnoses.send(key=breach.service.encode(), value=value))
-            done.append((msg.partition, breach))
         await asyncio.gather(*sent)
-        for partition, breach in done:
-            with writing_to(partition):
-                diagnosed(breach)
 
     @app.agent(labels)
     async def learn(stream: Any) -> None:

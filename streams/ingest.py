@@ -1,4 +1,5 @@
-"""The worker's ingest: ``metrics`` -> window stage -> ``perfloop.windows`` and ``metrics.dlq``.
+"""The worker's ingest: ``metrics`` -> window stage -> ``perfloop.windows`` and ``metrics.dlq``,
+and detect stage -> ``perfloop.breaches``.
 
 Metric records are read in large batches of raw records by an aiokafka consumer of their own
 group (``<app_id>.ingest``), not as Faust events: a Faust event (stream, event object, ack,
@@ -11,17 +12,20 @@ State and recovery, per partition:
   one checkpoint record, at most every ``worker.checkpoint_interval_s``, to the compacted
   topic ``<app_id>.window-checkpoints`` on the partition's own number, keyed ``p<partition>``;
   the latest checkpoint is the partition's last record, so a restore reads one record;
-- the windows and dead letters a batch produced are durable *before* the checkpoint that
-  covers the batch, and the group's offset is committed only after the checkpoint (the
-  commit serves lag monitoring; the checkpoint decides where to resume);
-- on assignment a partition is restored from its checkpoint and read from the offset after
-  it; records at or below a checkpoint's offset are skipped, so a crash at any point neither
-  loses nor double-counts a point (windows closed after the checkpoint are re-emitted with
-  the same ids and contents: duplicates, harmless downstream);
+- every closed window goes through detection (:mod:`streams.detect_stage`) as it closes;
+- the windows, breaches and dead letters a batch produced are durable *before* the detection
+  states they changed are written, and those *before* the checkpoint that covers the batch;
+  the group's offset is committed only after the checkpoint (the commit serves lag
+  monitoring; the checkpoint decides where to resume);
+- on assignment a partition is restored from its checkpoint and its detection states, and
+  read from the offset after the checkpoint; records at or below a checkpoint's offset are
+  skipped, so a crash at any point neither loses nor double-counts a point (windows closed
+  after the checkpoint are re-emitted with the same ids and contents, and their breaches with
+  the same ids: duplicates, harmless downstream);
 - on revocation and on a clean stop, owned partitions are checkpointed and committed first.
 
 An idle partition's watermark is advanced once a second (see
-:meth:`~streams.window_stage.WindowStage.advance_idle`).
+:meth:`~streams.window_stage.WindowStage.advance_idle_partition`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import itertools
 import logging
 import operator
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -41,9 +45,10 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStat
 from mode import Service
 
 from schemas.config import PerfloopConfig
-from schemas.messages import DeadLetter, WindowAggregate
+from schemas.messages import Breach, DeadLetter, WindowAggregate
 from schemas.topics import TopicSpec, create_missing_topics
 from streams.bare_records import use_bare_records
+from streams.detect_stage import HISTORY_HEADER, MAX_STATE_BYTES, DetectStage, state_topic
 from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
@@ -61,7 +66,7 @@ IDLE_EVERY_S = 1.0
 # with about 16 % less CPU a window; the single-point bench's windows were out about 2.5
 # times as fast. Kept under the broker's default largest batch, 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
-READ_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 30.0  # the longest a restore waits for the broker without getting a record
 _VALUE = operator.attrgetter("value")
 
 
@@ -97,11 +102,14 @@ class Ingest:
         names = config.topics.names
         self.source = names.metrics
         self.stage = WindowStage(config.windows, config.ingest, source_topic=names.metrics)
+        self.detection = DetectStage(config)
         self.checkpoints = checkpoint_topic(config)
+        self.states = state_topic(config)
         self.interval = config.worker.checkpoint_interval_s
         self.owned: set[int] = set()
         self._due: dict[int, float] = {}  # partition -> when its pending checkpoint is due
-        self._queued: list[tuple[str, bytes | None, bytes]] = []  # (topic, key, value)
+        # (topic, key, value, headers) to send
+        self._queued: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] = []
         self._sent: list[asyncio.Future[Any]] = []
         self._lock = asyncio.Lock()
         self._next_idle = 0.0
@@ -113,7 +121,9 @@ class Ingest:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         bootstrap = self.config.broker.bootstrap
-        created = await asyncio.to_thread(create_missing_topics, bootstrap, [self.checkpoints])
+        created = await asyncio.to_thread(
+            create_missing_topics, bootstrap, [self.checkpoints, self.states]
+        )
         if created:
             log.info("created topic %s", ", ".join(created))
         worker = self.config.worker
@@ -124,7 +134,7 @@ class Ingest:
             # no lingering: each checkpoint waits for its send, and for the windows sent
             # before it; batches still form while a request is in flight
             linger_ms=0,
-            max_request_size=MAX_CHECKPOINT_BYTES + 65_536,
+            max_request_size=max(MAX_CHECKPOINT_BYTES, MAX_STATE_BYTES) + 65_536,
             max_batch_size=PRODUCER_BATCH_BYTES,
         )
         self._reader = AIOKafkaConsumer(
@@ -133,7 +143,7 @@ class Ingest:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=MAX_CHECKPOINT_BYTES + 65_536,
+            max_partition_fetch_bytes=max(MAX_CHECKPOINT_BYTES, MAX_STATE_BYTES) + 65_536,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -193,8 +203,9 @@ class Ingest:
                 count += len(records)
             if clock >= self._next_idle:
                 self._next_idle = clock + IDLE_EVERY_S
-                for partition in self.stage.advance_idle(now, emit=self._queue_window):
-                    self._due[partition] = clock  # the watermark moved: checkpoint it now
+                for partition in self.stage.partitions():
+                    if self.stage.advance_idle_partition(partition, now, self._emitter(partition)):
+                        self._due[partition] = clock  # the watermark moved: checkpoint it now
             await self._send_queued()
             due = [p for p, at in self._due.items() if at <= clock]
             if due:
@@ -206,38 +217,57 @@ class Ingest:
         slice decodes to is transient memory); what each slice produces goes to the producer
         before the next, so closed windows never pile up (a slice can close thousands)."""
         dlq = self.config.topics.names.dlq
+        emit = self._emitter(partition)
         for chunk in _chunks(records, CHUNK_BYTES):
-            out = self.stage.process(partition, chunk, now, emit=self._queue_window)
+            out = self.stage.process(partition, chunk, now, emit=emit)
             for d in out.dead_letters:
-                self._queued.append((dlq, base64_key(d.key_b64), _json(d)))
+                self._queued.append((dlq, base64_key(d.key_b64), _json(d), None))
             await self._send_queued()
 
-    def _queue_window(self, window: WindowAggregate) -> None:
-        """Serialize a window as soon as it closes (its objects are let go at once)."""
-        topic = self.config.topics.names.windows
-        self._queued.append((topic, window.service.encode(), _json(window)))
+    def _emitter(self, partition: int) -> Callable[[WindowAggregate], None]:
+        """What the window stage hands ``partition``'s closed windows to: detection, then the
+        queue of records to send (a window is serialized at once, its objects let go)."""
+        names, observe = self.config.topics.names, self.detection.observe
+
+        def emit(window: WindowAggregate) -> None:
+            key = window.service.encode()
+            for breach, history in observe(partition, window):
+                headers = [(HISTORY_HEADER, history)]
+                self._queued.append((names.breaches, key, _json(breach), headers))
+            self._queued.append((names.windows, key, _json(window), None))
+
+        return emit
 
     async def _send_queued(self) -> None:
-        """Hand the queued windows and dead letters to the producer (durable before the next
-        checkpoint)."""
+        """Hand the queued windows, breaches and dead letters to the producer (durable before
+        the next checkpoint)."""
         assert self._producer is not None
         queued, self._queued = self._queued, []
         send = self._producer.send
-        for topic, key, value in queued:
-            self._sent.append(await send(topic, value, key=key))
+        for topic, key, value, headers in queued:
+            self._sent.append(await send(topic, value, key=key, headers=headers))
 
     async def _checkpoint(self, partitions: Iterable[int]) -> None:
-        """Write the checkpoints of ``partitions`` once their outputs are durable, then commit."""
+        """Write the detection states and then the checkpoints of ``partitions`` once their
+        outputs are durable, then commit."""
         assert self._producer is not None and self._consumer is not None
         await self._send_queued()
         if self._sent:
             sent, self._sent = self._sent, []
             await asyncio.gather(*sent)
-        offsets = {}
+        mine = []
         for partition in partitions:
             self._due.pop(partition, None)
-            if partition not in self.owned:
-                continue
+            if partition in self.owned:
+                mine.append(partition)
+        states = [
+            await self._producer.send(self.states.name, value, key=key, partition=partition)
+            for partition in mine
+            for key, value in self.detection.pending(partition)
+        ]
+        await asyncio.gather(*states)  # durable before the checkpoints that cover them
+        offsets = {}
+        for partition in mine:
             blob = self.stage.checkpoint(partition)
             if len(blob) > MAX_CHECKPOINT_BYTES:
                 raise RuntimeError(
@@ -269,6 +299,7 @@ class Ingest:
             for partition in mine:
                 self.owned.discard(partition)
                 self.stage.drop(partition)
+                self.detection.drop(partition)
             log.info("ingest: revoked %s partitions %s", self.source, mine)
 
     async def assigned(self, partitions: Iterable[TopicPartition]) -> None:
@@ -280,6 +311,7 @@ class Ingest:
                 if partition in self.owned:
                     continue
                 self.stage.drop(partition)
+                self.detection.restore(partition, await self._read_states(partition))
                 blob = await self._read_checkpoint(partition)
                 if blob is not None:
                     self.stage.restore(partition, blob)
@@ -292,27 +324,39 @@ class Ingest:
 
     async def _read_checkpoint(self, partition: int) -> bytes | None:
         """The partition's latest checkpoint: the last record of its checkpoint partition."""
+        table = await self._read_table(self.checkpoints.name, partition, last_only=True)
+        return table.get(_pkey(partition))
+
+    async def _read_states(self, partition: int) -> dict[bytes, bytes]:
+        """The latest record per key of the partition's detection states."""
+        return await self._read_table(self.states.name, partition, last_only=False)
+
+    async def _read_table(self, topic: str, partition: int, last_only: bool) -> dict[bytes, bytes]:
+        """The latest value per key of a compacted topic's partition, read up to its end
+        offset (with ``last_only``, of its last record only); a key whose latest record is a
+        deletion is left out."""
         assert self._reader is not None
-        tp = TopicPartition(self.checkpoints.name, partition)
+        tp = TopicPartition(topic, partition)
         reader = self._reader
         reader.assign([tp])
         end = (await reader.end_offsets([tp]))[tp]
         begin = (await reader.beginning_offsets([tp]))[tp]
+        table: dict[bytes, bytes | None] = {}
         if end <= begin:
-            return None
-        reader.seek(tp, end - 1)
-        key, latest = _pkey(partition), None
+            return {}
+        reader.seek(tp, end - 1 if last_only else begin)
         deadline = time.monotonic() + READ_TIMEOUT_S
         while await reader.position(tp) < end:
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"waited {READ_TIMEOUT_S:g}s to read the checkpoint of partition {partition} "
-                    f"from {self.checkpoints.name} (offsets {begin}..{end})"
+                    f"waited {READ_TIMEOUT_S:g}s for a record of partition {partition} of "
+                    f"{topic} (offsets {begin}..{end}, at {await reader.position(tp)})"
                 )
             for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                if record.offset < end and record.key == key and record.value is not None:
-                    latest = record.value
-        return latest
+                deadline = time.monotonic() + READ_TIMEOUT_S
+                if record.offset < end and record.key is not None:
+                    table[record.key] = record.value
+        return {key: value for key, value in table.items() if value is not None}
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -367,7 +411,7 @@ def _chunks(records: list[Any], limit: int) -> Iterator[list[Any]]:
         start = stop
 
 
-def _json(message: WindowAggregate | DeadLetter) -> bytes:
+def _json(message: WindowAggregate | Breach | DeadLetter) -> bytes:
     return message.model_dump_json().encode()
 
 

@@ -1,14 +1,14 @@
-"""A service's detection state as the detect stage keeps it: its detector and its recent windows.
+"""A service's detection state: its detector and its recent windows.
 
-One record a service, under the service's name in the ``detect-state`` table: :data:`MAGIC`,
-the length of the detector's JSON (little-endian uint32), that JSON, then the service's
-:class:`~streams.history.History`. The detect agent writes it once a batch for each service
-the batch touched: one changelog record, not one for the detector and one for the history.
+One record a service, keyed by the service's name (see :mod:`streams.detect_stage`):
+:data:`MAGIC`, the length of the detector's JSON (little-endian uint32), that JSON, then the
+service's :class:`~streams.history.History`: one record, not one for the detector and one for
+the history.
 
 Earlier workers kept the two apart: the detector's JSON under the service's name and the
 history under ``h:<service>``. :meth:`ServiceState.read` reads that layout too, and
-:meth:`ServiceState.write` deletes the ``h:`` record when it first writes the service's one
-record. The table's layout is known here only.
+:meth:`ServiceState.records`, the first time it stores the service's one record, also deletes
+the ``h:`` record. The layout is known here only.
 
 >>> from schemas.config import PerfloopConfig
 >>> state = ServiceState.load(None, None, PerfloopConfig())
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
@@ -35,7 +35,7 @@ _SIZE = struct.Struct("<I")
 _HEAD = len(MAGIC) + _SIZE.size
 
 
-Table = MutableMapping[bytes, bytes]
+Table = Mapping[bytes, bytes]
 
 
 def history_in(record: bytes) -> bytes:
@@ -44,21 +44,13 @@ def history_in(record: bytes) -> bytes:
     return record[_HEAD + size :]
 
 
-def current_history(table: Table, key: bytes) -> bytes | None:
-    """The history the table holds for service ``key`` (either layout), if any."""
-    record = table.get(key)
-    if record and record.startswith(MAGIC):
-        return history_in(record)
-    return table.get(LEGACY_HISTORY + key)
-
-
 class ServiceState:
     """One service's detector and recent windows.
 
-    A state holds the record it was loaded from or last dumped to (the very bytes object the
-    table holds) and its parsed detector; its history is parsed from the record only when a
-    window is added, and let go again by :meth:`dump`, so a cached state costs the table's
-    bytes and the detector, not a second copy of the history."""
+    A state holds the record it was loaded from or last dumped to and its parsed detector;
+    its history is parsed from the record only when a window is added, and let go again by
+    :meth:`dump`, so a state costs its record and its detector, not a second copy of the
+    history."""
 
     __slots__ = ("detector", "record", "legacy", "_history")
 
@@ -95,13 +87,15 @@ class ServiceState:
             return cls.load(record, None, config)
         return cls.load(record, table.get(LEGACY_HISTORY + key), config)
 
-    def write(self, table: Table, key: bytes) -> None:
-        """Store the state as service ``key``'s one record (and delete its ``h:`` record, if
-        it was read from the two-record layout)."""
-        table[key] = self.dump()
+    def records(self, key: bytes) -> list[tuple[bytes, bytes | None]]:
+        """The records that store the state as service ``key``'s one record: that record
+        (and, if the state was read from the two-record layout, ``None`` for its ``h:``
+        record, which is to be deleted)."""
+        out: list[tuple[bytes, bytes | None]] = [(key, self.dump())]
         if self.legacy:
-            table.pop(LEGACY_HISTORY + key, None)
+            out.append((LEGACY_HISTORY + key, None))
             self.legacy = False
+        return out
 
     @property
     def history(self) -> History:

@@ -7,7 +7,7 @@ in-memory queue that stands for the topics:
 - ``metrics``: :meth:`Simulation.tick` batches, JSON-encoded and keyed by service, go to
   :class:`~streams.window_stage.WindowStage` (services hashed to ``topics.partitions``);
 - ``perfloop.windows``: a :class:`~streams.detect.Detector` and the recent windows per service
-  (kept as the detect agent keeps them), then :meth:`Loop.on_window <streams.loop.Loop>`;
+  (as the ingest's detect stage keeps them), then :meth:`Loop.on_window <streams.loop.Loop>`;
 - ``perfloop.breaches``: :class:`~streams.diagnose_stage.DiagnoseStage` on the service's
   history, then ``Loop.on_breach``; ``perfloop.diagnoses``: ``Loop.on_diagnosis``;
 - ``actions``: the executor's :class:`~actions.runner.CommandRunner` (signature, expiry,
@@ -212,7 +212,7 @@ class _InProcess:
 
     # -- the stages ------------------------------------------------------------------------
     def _detect(self, window: WindowAggregate) -> None:
-        """The detect agent: the detector and the slimmed recent windows of the service."""
+        """Detection: the detector and the slimmed recent windows of the service."""
         service = window.service
         detector = self.detectors.setdefault(service, Detector(self.config.detection))
         events = detector.observe(window)

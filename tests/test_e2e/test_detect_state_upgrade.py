@@ -1,6 +1,7 @@
 """A worker started over detect state that an earlier worker wrote in the two-record layout
-(the detector's JSON under the service's name, its history under ``h:<service>``) picks each
-service up where it was, on the real broker, and leaves it in the one-record layout."""
+(the detector's JSON under the service's name, its history under ``h:<service>``, and a
+breach's snapshot under ``b:<breach id>``) picks each service up where it was, on the real
+broker, and leaves it in the one-record layout."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka_helpers import read_records
-from worker_support import WorkerProcess, create_topics, wait_committed, worker_config
+from worker_support import (
+    WorkerProcess,
+    create_topics,
+    point,
+    produce,
+    trailing_points,
+    wait_processed,
+    worker_config,
+)
 
 from schemas.messages import WindowAggregate
 from streams.detect import breach_id
@@ -24,6 +33,7 @@ from tests.test_streams.test_detect import series, window
 pytestmark = pytest.mark.broker
 
 SERVICE = "upgraded"
+OLD_SNAPSHOT = b"b:upgraded:memory:1700000000000"  # an earlier breach's snapshot of windows
 
 
 def latency(i: int, ms: float) -> WindowAggregate:
@@ -48,26 +58,27 @@ def test_a_two_record_state_is_read_and_replaced_by_one_record(broker: str, tmp_
     producer = KafkaProducer(bootstrap_servers=broker)
     key = SERVICE.encode()
     detector = json.dumps(earlier.detector.to_json()).encode()
-    sent = producer.send(changelog, key=key, value=detector).get(10)
-    # both on the partition of the service's windows, where the worker wrote them
-    producer.send(
-        changelog, key=b"h:" + key, value=earlier.history_blob(), partition=sent.partition
-    )
-    producer.flush(10)
+    try:
+        sent = producer.send(changelog, key=key, value=detector).get(10)
+        # all on the partition of the service's windows, where the worker wrote them
+        for name, value in ((b"h:" + key, earlier.history_blob()), (OLD_SNAPSHOT, b"H\x01")):
+            producer.send(changelog, key=name, value=value, partition=sent.partition)
+        producer.flush(10)
+    finally:
+        producer.close()
 
     worker = WorkerProcess(config, tmp_path / "worker").start()
+    # one more window at 900 ms, after the earlier worker's last
+    at = window(2).start + 0.5
     try:
         worker.wait_ready()
-        producer.send(
-            config.topics.names.windows, key=key, value=latency(2, 900.0).model_dump_json().encode()
-        )
-        producer.flush(10)
-        wait_committed(broker, config.worker.app_id, config.topics.names.windows,
-                       "the detector to handle the window")  # fmt: skip
+        produce(broker, config.topics.names.metrics, [point(SERVICE, "latency_ms", 900.0, at)])
+        ticks = trailing_points(at, config.topics.partitions, config.windows.lateness_s)
+        produce(broker, config.topics.names.metrics, ticks, partitions=[0, 1, 2])
+        wait_processed(config)
         records = wait_for_state(broker, changelog, key)
     finally:
         worker.stop()
-        producer.close()
 
     breaches = [json.loads(r.value) for r in read_records(broker, config.topics.names.breaches)]
     # the breach counts the earlier worker's high window: the detector state was read
@@ -75,7 +86,8 @@ def test_a_two_record_state_is_read_and_replaced_by_one_record(broker: str, tmp_
     assert breaches[0]["windows"] == 2
     last = {r.key: r.value for r in records}
     starts = [w.start for w in decode(history_in(last[key]))]
-    assert starts == [window(i).start for i in range(3)], "the history goes on from the old one"
+    assert starts == [window(0).start, window(1).start, window(2).start], "history goes on"
+    assert last[OLD_SNAPSHOT] is None, "the earlier breach snapshot is deleted"
 
 
 def wait_for_state(broker: str, changelog: str, key: bytes, timeout_s: float = 30.0) -> list[Any]:

@@ -1,12 +1,14 @@
 """Breaches in, diagnoses out, on the real broker; labels teach the models; kill -9 keeps them.
 
-The test feeds closed windows straight into the windows topic (the detect agent turns them
-into breaches), so it needs no watermark waiting.
+The test sends each window of a synthetic history as one metric point per series (the
+series' mean), then a point that closes the last window; the services follow one another in
+event time, so no point is late.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -59,10 +61,28 @@ def worker(config: PerfloopConfig, topics: TopicNames, tmp_path: Path) -> Iterat
     w.stop()
 
 
-def send_windows(producer: KafkaProducer, topic: str, windows: list[WindowAggregate]) -> None:
-    for w in windows:
-        producer.send(topic, key=w.service.encode(), value=w.model_dump_json().encode())
-    producer.flush(10)
+class HistorySender:
+    """Sends histories as metric points, each one later in event time than the one before."""
+
+    def __init__(self, producer: KafkaProducer, topic: str, config: PerfloopConfig) -> None:
+        self.producer, self.topic = producer, topic
+        self.length = config.windows.length_s
+        self.close_after = config.windows.lateness_s + self.length
+        self.at = math.floor(time.time() / self.length) * self.length - 3600.0
+
+    def send(self, service: str, windows: list[WindowAggregate]) -> None:
+        for i, w in enumerate(windows):
+            ts = self.at + i * self.length + 1.0
+            for s in w.series:
+                self.point(service, s.metric, s.mean, ts)
+        self.at += len(windows) * self.length
+        self.point(service, "queue_depth", 0.0, self.at + self.close_after)  # closes the last
+        self.at += 2 * self.close_after
+        self.producer.flush(10)
+
+    def point(self, service: str, metric: str, value: float, ts: float) -> None:
+        body = {"service": service, "metric": metric, "value": value, "ts": ts}
+        self.producer.send(self.topic, key=service.encode(), value=json.dumps(body).encode())
 
 
 class DiagnosisReader:
@@ -107,16 +127,11 @@ def test_breaches_become_diagnoses_labels_teach_and_kill9_keeps_the_models(
     base = synthetic_history("memory", "cache", random.Random(7), start=time.time() - 600)
     producer = KafkaProducer(bootstrap_servers=broker)
     reader = DiagnosisReader(broker, topics.diagnoses)
+    history = HistorySender(producer, topics.metrics, config)
     log = tmp_path / "worker.log"
 
-    def same_history(service: str) -> list[WindowAggregate]:
-        return [
-            w.model_copy(update={"service": service, "window_id": f"{service}:{i}"})
-            for i, w in enumerate(base)
-        ]
-
     # 1. a breach in, a diagnosis out, with probabilities, decider and attributions
-    send_windows(producer, topics.windows, same_history("svc-a"))
+    history.send("svc-a", base)
     first = reader.wait_for("svc-a", 90, log)
     assert first.area == "memory" and first.incident_id
     assert set(first.probabilities) == {"cache", "model", "workers"}
@@ -135,7 +150,7 @@ def test_breaches_become_diagnoses_labels_teach_and_kill9_keeps_the_models(
     producer.flush(10)
     # the label agent learns asynchronously; it writes the models file after each label
     wait_for_file(Path(config.worker.state_dir) / "models" / MODEL_FILE, "the learned label", log)
-    send_windows(producer, topics.windows, same_history("svc-b"))
+    history.send("svc-b", base)
     second = reader.wait_for("svc-b", 60, log)
     assert second.features == first.features, "the test meant to send identical features"
     assert second.probabilities[wrong] > first.probabilities[wrong], (
@@ -147,7 +162,7 @@ def test_breaches_become_diagnoses_labels_teach_and_kill9_keeps_the_models(
     # 3. kill -9 and restart: the learned state survives
     worker.kill9()
     worker.start()
-    send_windows(producer, topics.windows, same_history("svc-c"))
+    history.send("svc-c", base)
     third = reader.wait_for("svc-c", 90, log)
     assert third.probabilities == pytest.approx(second.probabilities, abs=1e-9)
     assert third.labels_seen == second.labels_seen

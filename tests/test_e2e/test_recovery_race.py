@@ -1,13 +1,15 @@
-"""A worker killed with ``kill -9`` while windows keep coming, and restarted: once the
-restarted worker has recovered its tables, it processes every window and breach and commits
-every partition up to the end.
+"""A worker killed with ``kill -9`` while windows and breaches keep coming, and restarted:
+once the restarted worker has recovered its tables, it processes every window and breach and
+commits every partition up to the end.
 
-Each restart finds a backlog on the windows and breaches topics, more than an agent's queue
-holds, so the consumer has a large batch to deliver the moment the stream partitions are
-resumed after recovery. Were it to deliver before the partitions are at their committed
-offsets, the flow's resumption would throw events away that are never read again: their
-partition would not be committed past them, and a breach lost that way would get no
-diagnosis (see :mod:`streams.recovery`).
+The worker runs the closed loop, whose agent keeps a table and reads the windows and breaches
+topics, as the diagnose agent reads the breaches. The test sends them straight to those topics
+(each breach as detection sends it, with its windows), so each restart finds a backlog there,
+more than an agent's queue holds, and the consumer has a large batch to deliver the moment
+the stream partitions are resumed after recovery. Were it to deliver before the partitions
+are at their committed offsets, the flow's resumption would throw events away that are never
+read again: their partition would not be committed past them, and a breach lost that way
+would get no diagnosis (see :mod:`streams.recovery`).
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from __future__ import annotations
 import random
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
 from kafka_helpers import read_records
-from loop_support import Worker, worker_toml
+from loop_support import SECRET, Worker, worker_toml
 from worker_support import wait_committed
 
 from models.synthetic import synthetic_history
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.messages import Breach, Diagnosis
+from streams.detect_stage import HISTORY_HEADER, DetectStage
 
 pytestmark = pytest.mark.broker
 
@@ -44,11 +48,13 @@ def write_config(path: Path, config: PerfloopConfig) -> Path:
 
 
 class WindowFeed:
-    """Sends six windows of a new service every ``period`` seconds, in a thread."""
+    """Sends six windows of a new service, and the breaches detection finds in them, every
+    ``period`` seconds, in a thread."""
 
-    def __init__(self, broker: str, topic: str, period: float = 0.1) -> None:
-        self.producer = KafkaProducer(bootstrap_servers=broker, linger_ms=5)
-        self.topic, self.period = topic, period
+    def __init__(self, config: PerfloopConfig, period: float = 0.1) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=config.broker.bootstrap, linger_ms=5)
+        self.names, self.period = config.topics.names, period
+        self.detection = DetectStage(config)
         self.services = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="window-feed", daemon=True)
@@ -58,9 +64,14 @@ class WindowFeed:
         start = time.time() - 600
         while not self.stop.is_set():
             service = f"svc-{self.services}"
+            key = service.encode()
             for w in synthetic_history("memory", "cache", rng, windows=6, service=service,
                                        start=start):  # fmt: skip
-                self.producer.send(self.topic, key=service.encode(),
+                for breach, history in self.detection.observe(0, w):
+                    self.producer.send(self.names.breaches, key=key,
+                                       value=breach.model_dump_json().encode(),
+                                       headers=[(HISTORY_HEADER, history)])  # fmt: skip
+                self.producer.send(self.names.windows, key=key,
                                    value=w.model_dump_json().encode())  # fmt: skip
             self.producer.flush(10)
             self.services += 1
@@ -80,10 +91,11 @@ def test_restart_after_kill9_with_a_backlog_processes_and_commits_every_event(
     broker: str, config: PerfloopConfig, topics: TopicNames, tmp_path: Path
 ) -> None:
     group = config.worker.app_id
-    worker = Worker(write_config(tmp_path / "perfloop.toml", config), tmp_path / "worker.log")
+    path = write_config(tmp_path / "perfloop.toml", config)
+    worker = Worker(path, tmp_path / "worker.log", {"PERFLOOP_ACTION_KEY": SECRET})
     worker.start()
     try:
-        with WindowFeed(broker, topics.windows):
+        with WindowFeed(PerfloopConfig.model_validate(tomllib.loads(path.read_text()))):
             wait_committed(
                 broker, group, topics.windows, "the worker to process its first windows", 90,
                 any_offset=True,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kafka import KafkaProducer
 from kafka_helpers import read_records
 from worker_support import (
     T0,
@@ -36,6 +37,8 @@ from worker_support import (
 
 from schemas.config import TopicNames
 from streams.detect import breach_id as breach_id_of
+from streams.detect_stage import HISTORY_HEADER
+from streams.history import decode as decode_history
 from streams.service_state import MAGIC as STATE_MAGIC
 
 pytestmark = pytest.mark.broker
@@ -46,9 +49,15 @@ LAT_FOR_WINDOWS = 3  # the "lat-hi" service's own for_windows (the others keep 2
 HIGH_LATENCY = range(2, 7)  # windows of "lat-hi" above 500 ms
 # "flap": p95 above fire, below clear, alternating; "flap-mid": fire twice, then in between
 FLAP_MID = "HHMHMHHMHM"
-# valid JSON (the module's readers parse every record), but not a window or a breach
-BAD_WINDOW = (b"bad", b'{"window_id":"bad:1","service":"bad","start":"soon"}')
+# valid JSON (the module's readers parse every record), but not a breach
 BAD_BREACH = (b"bad", b'{"breach_id":"bad:latency:1","service":"bad"}')
+BARE_BREACH = "bad:latency:3"  # a valid breach sent without its windows
+# a breach whose header of windows is not a history of windows
+BAD_HISTORY = {
+    "breach_id": "bad:latency:2", "service": "bad", "area": "latency",
+    "signal": "latency_ms.p95", "observed": 900.0, "threshold": 500.0, "direction": "above",
+    "window_start": T0, "window_end": T0 + 1, "first_window_start": T0, "windows": 2,
+}  # fmt: skip
 
 
 @dataclass
@@ -69,8 +78,10 @@ class Output:
     breaches: list[dict[str, Any]]
     dead: list[dict[str, Any]]
     names: TopicNames
-    state_records: list[Any]  # the detect-state changelog
+    state_records: list[Any]  # the detect-state topic
     window_records: list[Any]
+    breach_records: list[Any]
+    diagnoses: list[dict[str, Any]]
 
     def window(self, service: str, w: int) -> dict[str, Any]:
         wid = f"{service}:{round((T0 + w) * 1000)}"
@@ -147,9 +158,15 @@ def output(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ou
         sent.where = produce(broker, names.metrics, sent.records)
         ticks = trailing_points(max(sent.sort_ts), 3, config.windows.lateness_s)
         produce(broker, names.metrics, ticks, partitions=[0, 1, 2])
-        # bad messages from other clients on the topics the detect and diagnose agents read
-        produce(broker, names.windows, [BAD_WINDOW])
+        # bad messages from other clients on the topic the diagnose agent reads
         produce(broker, names.breaches, [BAD_BREACH])
+        with KafkaProducer(bootstrap_servers=broker) as producer:
+            headers = [(HISTORY_HEADER, b"H\x01 not a history")]
+            bad = json.dumps(BAD_HISTORY).encode()
+            producer.send(names.breaches, key=b"bad", value=bad, headers=headers).get(30)
+            # a valid breach without the windows it was detected on
+            bare = json.dumps({**BAD_HISTORY, "breach_id": BARE_BREACH}).encode()
+            producer.send(names.breaches, key=b"bad", value=bare).get(30)
         services = ["lat-hi", "flap", "flap-mid", "mem-hi", "mem-lo", "cache-lo", "cache-ok"]
         expected = {f"{s}:{round((T0 + w) * 1000)}" for s in services for w in range(WINDOWS)}
         expected |= {f"ingest:{round((T0 + w) * 1000)}" for w in (0, 3)}
@@ -161,7 +178,12 @@ def output(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ou
         changelog = f"{config.worker.app_id}-detect-state-changelog"
         state_records = read_records(broker, changelog)
         window_records = read_records(broker, names.windows)
-        yield Output(sent, windows, breaches, dead, names, state_records, window_records)
+        breach_records = read_records(broker, names.breaches)
+        diagnoses = [json.loads(r.value) for r in read_records(broker, names.diagnoses)]
+        yield Output(
+            sent, windows, breaches, dead, names, state_records, window_records, breach_records,
+            diagnoses,
+        )  # fmt: skip
     finally:
         for reader in readers:
             reader.close()
@@ -246,38 +268,63 @@ def test_malformed_and_late_input_is_dead_lettered_and_the_rest_is_processed(
     assert json.loads(sent.records[sent.tags["late"]][1])["ts"] == T0 + 0.2
 
 
-def test_bad_windows_and_breaches_are_dead_lettered_and_detection_goes_on(
-    output: Output,
-) -> None:
+def test_bad_breaches_are_dead_lettered_and_diagnosis_goes_on(output: Output) -> None:
     names = output.names
-    letters = {d["source_topic"]: d for d in output.dead if d["source_topic"] != names.metrics}
-    assert sorted(letters) == sorted([names.windows, names.breaches]), output.dead
-    for (key, value), topic in ((BAD_WINDOW, names.windows), (BAD_BREACH, names.breaches)):
-        letter = letters[topic]
-        assert letter["kind"] == "invalid"
-        assert base64.b64decode(letter["value_b64"]) == value
-        assert base64.b64decode(letter["key_b64"]) == key
-    assert "start" in letters[names.windows]["reason"], letters
-    assert "Field required" in letters[names.breaches]["reason"], letters
-    # the windows after the bad one were still detected on (the breaches of the module)
+    letters = [d for d in output.dead if d["source_topic"] == names.breaches]
+    assert [d["kind"] for d in letters] == ["invalid", "invalid"], output.dead
+    first, second = letters
+    assert base64.b64decode(first["value_b64"]) == BAD_BREACH[1]
+    assert base64.b64decode(first["key_b64"]) == BAD_BREACH[0]
+    assert "Field required" in first["reason"], first
+    assert json.loads(base64.b64decode(second["value_b64"])) == BAD_HISTORY
+    assert f"header {HISTORY_HEADER}" in second["reason"], second
+    # the breaches after the bad ones were still diagnosed (the group read past them all)
     assert output.breaches_of("lat-hi") and output.breaches_of("cache-lo")
+    diagnosed = {d["breach_id"] for d in output.diagnoses}
+    assert {b["breach_id"] for b in output.breaches} <= diagnosed
+
+
+def test_a_breach_without_its_windows_is_diagnosed_from_none(output: Output) -> None:
+    """A valid breach from another client, without the history header, still gets a
+    diagnosis: every signal of its area is missing from the (empty) history."""
+    (diagnosis,) = [d for d in output.diagnoses if d["breach_id"] == BARE_BREACH]
+    assert diagnosis["features"]["latency_ms_missing"] == 1.0
+    assert abs(sum(diagnosis["probabilities"].values()) - 1) < 1e-6
+    letters = [d for d in output.dead if d["source_topic"] == output.names.breaches]
+    assert all(json.loads(base64.b64decode(d["value_b64"]))["breach_id"] != BARE_BREACH
+               for d in letters)  # fmt: skip
+
+
+def test_each_breach_carries_the_windows_it_was_detected_on(output: Output) -> None:
+    """The history header of a breach holds the service's windows up to the breach window,
+    as the windows topic has them (aggregates; the samples are left out)."""
+    published = {w["window_id"]: w for w in output.windows}
+    checked = 0
+    for record in output.breach_records:
+        breach = json.loads(record.value)
+        if breach["service"] == "bad":
+            continue
+        (history,) = [value for name, value in record.headers if name == HISTORY_HEADER]
+        windows = decode_history(history)
+        assert windows[-1].end == breach["window_end"], breach
+        assert all(w.service == breach["service"] for w in windows)
+        assert 2 <= len(windows) <= 6  # the breach's run of windows, within history_windows
+        for w in windows:
+            sent = published[w.window_id]
+            got = w.model_dump(exclude={"series"})
+            assert got == {k: sent[k] for k in got}, w.window_id
+            assert [s.p95 for s in w.series] == [s["p95"] for s in sent["series"]]
+        checked += 1
+    assert checked == len(output.breaches), checked
 
 
 def test_detection_state_is_written_to_the_partition_of_its_service(output: Output) -> None:
-    """Windows are detected in batches, with no current event of their own: each table write
-    still goes to the changelog partition of its service's windows. A service's detector and
-    history are one record (a breach's snapshot of windows is another)."""
+    """The ingest writes each service's detector and history as one record, on the partition
+    of the service's metrics (the partition its windows went to as well)."""
     of_service = {r.key: r.partition for r in output.window_records}
-    breach_services = {b["breach_id"].encode(): b["service"].encode() for b in output.breaches}
     seen = Counter()
     for record in output.state_records:
-        kind, _, rest = record.key.partition(b":")
-        if kind == b"b":
-            service = breach_services.get(rest)
-            assert service is not None, record.key
-        else:
-            service = record.key
-            assert record.value.startswith(STATE_MAGIC), record.value[:40]
-        assert record.partition == of_service[service], (record.key, record.partition)
-        seen[kind if kind == b"b" else b"state"] += 1
-    assert seen[b"b"] and seen[b"state"], seen
+        assert record.value.startswith(STATE_MAGIC), (record.key, record.value[:40])
+        assert record.partition == of_service[record.key], (record.key, record.partition)
+        seen[record.key] += 1
+    assert set(seen) == set(of_service), sorted(seen)

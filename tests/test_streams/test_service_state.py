@@ -7,7 +7,7 @@ import json
 from schemas.config import PerfloopConfig
 from schemas.messages import WindowAggregate
 from streams.history import decode
-from streams.service_state import MAGIC, ServiceState, current_history, history_in
+from streams.service_state import MAGIC, ServiceState, history_in
 from tests.test_streams.test_detect import series, window
 
 CONFIG = PerfloopConfig()
@@ -72,11 +72,17 @@ def test_a_table_in_the_two_record_layout_is_read_and_left_in_one_record() -> No
         old.observe(w, KEEP)
     key = b"api"
     table = {key: json.dumps(old.detector.to_json()).encode(), b"h:" + key: old.history_blob()}
-    assert current_history(table, key) == old.history_blob()
 
     state = ServiceState.read(table, key, CONFIG)
     assert state.observe(INPUT[3], KEEP) == old.observe(INPUT[3], KEEP)
-    state.write(table, key)
+    records = state.records(key)
+    assert records[1:] == [(b"h:" + key, None)]  # the h: record is deleted
+    for name, value in records:
+        if value is None:
+            del table[name]
+        else:
+            table[name] = value
     assert list(table) == [key] and table[key].startswith(MAGIC)
-    assert current_history(table, key) == old.history_blob()
+    assert history_in(table[key]) == old.history_blob()
     assert ServiceState.read(table, key, CONFIG).windows() == old.windows()
+    assert state.records(key) == [(key, table[key])]  # the h: record is deleted once

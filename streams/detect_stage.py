@@ -1,0 +1,122 @@
+"""Detection where windows close: the ingest's detect stage.
+
+The ingest hands every window it closes to :meth:`DetectStage.observe`, with the ``metrics``
+partition the window came from, before the window goes to ``perfloop.windows``. A service's
+windows all come from one partition (metrics are keyed by service), so the partition's owner
+holds the service's :class:`~streams.service_state.ServiceState`: its detector and its recent
+windows. Detecting here costs a window nothing beyond the detector itself; a Faust agent that
+read every window back from Kafka cost several times the detection it ran.
+
+State and recovery follow the window checkpoints (see :mod:`streams.ingest`):
+
+- the states a partition's windows changed are written, as one record per service, to the
+  compacted topic :func:`state_topic` on the partition's own number, once the breaches their
+  windows raised are durable and before the window checkpoint that covers those windows;
+- on assignment the partition's states are read back from that topic (the latest record per
+  key). A state may be ahead of the checkpoint (a crash between the two); the windows the
+  ingest closes again after the restore are then ones the detector has seen, and it ignores
+  them, as it ignores any window of a service that is not newer than its last.
+
+Each breach goes out with the windows it was detected on, in the record header
+:data:`HISTORY_HEADER` (the service's history, in :mod:`streams.history`'s form), so the
+diagnose stage needs no state of its own and diagnoses the same however far detection has run
+ahead of it.
+
+The state topic is the one earlier workers' detect table used as its changelog; its records
+(in either of :mod:`streams.service_state`'s layouts) are read, and the records only those
+workers wrote (the ``h:`` histories, the ``b:`` breach snapshots) are deleted at the next
+checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from schemas.config import PerfloopConfig
+from schemas.messages import Breach, WindowAggregate
+from schemas.topics import TopicSpec
+from streams.service_state import LEGACY_HISTORY, ServiceState
+
+HISTORY_HEADER = "perfloop.history"
+MAX_STATE_BYTES = 16 * 1024 * 1024
+LEGACY_SNAPSHOT = b"b:"  # the key prefix of an earlier worker's breach snapshot
+
+Record = tuple[bytes, bytes | None]  # (key, value); a value of None deletes the key
+
+
+def state_topic(config: PerfloopConfig) -> TopicSpec:
+    """The compacted topic of the services' detection states, partitioned as ``metrics``."""
+    return TopicSpec(
+        role="detect_state",
+        name=f"{config.worker.app_id}-detect-state-changelog",
+        message="detection state of a service (binary)",
+        partitions=config.topics.partitions,
+        replication_factor=config.topics.replication_factor,
+        retention_ms=-1,
+        compacted=True,
+        key="service",
+        max_message_bytes=MAX_STATE_BYTES,
+        segment_ms=600_000,
+    )
+
+
+class DetectStage:
+    """The detection states of the services of the ``metrics`` partitions the ingest owns."""
+
+    def __init__(self, config: PerfloopConfig) -> None:
+        self.config = config
+        self.keep = config.windows.history_windows
+        self._states: dict[int, dict[bytes, ServiceState]] = {}
+        self._pending: dict[int, dict[bytes, None]] = {}  # keys to write, in order
+        self._stale: dict[int, list[bytes]] = {}  # records to delete
+
+    def observe(self, partition: int, window: WindowAggregate) -> list[tuple[Breach, bytes]]:
+        """Detect on ``window`` of ``partition``: the breaches it raises, each with the
+        history it was detected on (see :data:`HISTORY_HEADER`)."""
+        key = window.service.encode()
+        states = self._states.setdefault(partition, {})
+        state = states.get(key)
+        if state is None:
+            state = states[key] = ServiceState.load(None, None, self.config)
+        breaches = state.observe(window, self.keep)
+        self._pending.setdefault(partition, {})[key] = None
+        return [(breach, state.history_blob()) for breach in breaches]
+
+    def pending(self, partition: int) -> list[Record]:
+        """The records that bring the partition's state topic up to date: each state changed
+        since the last call, and the deletions of an earlier worker's records."""
+        states = self._states.get(partition, {})
+        records: list[Record] = [(key, None) for key in self._stale.pop(partition, [])]
+        for key in self._pending.pop(partition, {}):
+            records.extend(states[key].records(key))
+        return records
+
+    def restore(self, partition: int, table: Mapping[bytes, bytes]) -> None:
+        """Take over ``partition`` from its state topic's latest record per key."""
+        services = {
+            key[len(LEGACY_HISTORY) :] if key.startswith(LEGACY_HISTORY) else key
+            for key in table
+            if not key.startswith(LEGACY_SNAPSHOT)
+        }
+        states = {key: ServiceState.read(table, key, self.config) for key in sorted(services)}
+        self._states[partition] = states
+        # a state read from the two-record layout is written as one record at the next
+        # checkpoint, which deletes its h: record; the other records of earlier workers go too
+        self._pending[partition] = {key: None for key, state in states.items() if state.legacy}
+        self._stale[partition] = [
+            key
+            for key in table
+            if key.startswith(LEGACY_SNAPSHOT)
+            or (key.startswith(LEGACY_HISTORY) and not states[key[len(LEGACY_HISTORY) :]].legacy)
+        ]
+
+    def drop(self, partition: int) -> None:
+        """Forget ``partition`` (revoked: its next owner reads its states back)."""
+        for held in (self._states, self._pending, self._stale):
+            held.pop(partition, None)
+
+    def services(self, partition: int) -> list[bytes]:
+        return sorted(self._states.get(partition, {}))
+
+
+__all__ = ["HISTORY_HEADER", "DetectStage", "state_topic"]

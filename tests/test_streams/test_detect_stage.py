@@ -1,0 +1,94 @@
+"""Detection where windows close: states per partition, written and restored as records."""
+
+from __future__ import annotations
+
+import json
+
+from schemas.config import PerfloopConfig
+from schemas.messages import WindowAggregate
+from streams.detect_stage import DetectStage
+from streams.history import decode
+from streams.service_state import MAGIC, ServiceState
+from tests.test_streams.test_detect import series, window
+
+CONFIG = PerfloopConfig()
+
+
+def latency(i: int, ms: float, service: str = "api") -> WindowAggregate:
+    return window(i, series("latency_ms", ms, p95=ms), service=service)
+
+
+def apply(table: dict[bytes, bytes], records: list[tuple[bytes, bytes | None]]) -> None:
+    """What compaction leaves of ``records`` on top of ``table``."""
+    for key, value in records:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+
+def test_a_breach_comes_with_the_windows_it_was_detected_on() -> None:
+    stage = DetectStage(CONFIG)
+    assert stage.observe(0, latency(0, 100)) == []
+    assert stage.observe(0, latency(1, 900)) == []
+    ((breach, history),) = stage.observe(0, latency(2, 900))
+    assert breach.breach_id == f"api:latency:{round(latency(1, 0).start * 1000)}"
+    assert [w.start for w in decode(history)] == [latency(i, 0).start for i in range(3)]
+    assert stage.observe(0, latency(2, 900)) == []  # the same window again: nothing new
+
+
+def test_states_written_at_a_checkpoint_restore_where_they_were() -> None:
+    """Only the services a partition's windows changed are written, once each; a stage
+    restored from what was written detects as the one that wrote it."""
+    stage = DetectStage(CONFIG)
+    topic: dict[int, dict[bytes, bytes]] = {0: {}, 1: {}}
+    for i, ms in enumerate([100, 900]):
+        stage.observe(0, latency(i, ms, "a"))
+        stage.observe(0, latency(i, ms, "b"))
+    stage.observe(1, latency(0, 900, "c"))
+    first = stage.pending(0)
+    assert [key for key, _ in first] == [b"a", b"b"] and all(v[:2] == MAGIC for _, v in first)
+    apply(topic[0], first)
+    apply(topic[1], stage.pending(1))
+    assert stage.pending(0) == [] and stage.pending(1) == []
+    assert len(stage.observe(0, latency(2, 900, "b"))) == 1
+    second = stage.pending(0)
+    assert [key for key, _ in second] == [b"b"]
+    apply(topic[0], second)
+
+    restored = DetectStage(CONFIG)
+    restored.restore(0, topic[0])
+    assert restored.services(0) == [b"a", b"b"] and restored.pending(0) == []
+    # "a" fires on its next high window, "b" stays open: as without the restart
+    ((breach, _),) = restored.observe(0, latency(2, 900, "a"))
+    assert breach.breach_id == f"a:latency:{round(latency(1, 0).start * 1000)}"
+    assert restored.observe(0, latency(3, 900, "b")) == []
+    restored.drop(0)
+    assert restored.services(0) == [] and restored.pending(0) == []
+
+
+def test_an_earlier_workers_records_are_read_and_replaced() -> None:
+    """The two-record layout is read; its h: records and the b: breach snapshots go at the
+    next checkpoint, and each service is left as one record."""
+    old = ServiceState.load(None, None, CONFIG)
+    for i, ms in enumerate([100, 900]):
+        old.observe(latency(i, ms), 6)
+    table = {
+        b"api": json.dumps(old.detector.to_json()).encode(),
+        b"h:api": old.history_blob(),
+        b"h:quiet": old.history_blob(),  # a history whose detector was never written
+        b"b:api:latency:1": old.history_blob(),
+        b"new": old.dump(),
+        b"h:new": old.history_blob(),  # left over: "new" is in the one-record layout
+    }
+    stage = DetectStage(CONFIG)
+    stage.restore(2, table)
+    assert stage.services(2) == [b"api", b"new", b"quiet"]
+    ((breach, history),) = stage.observe(2, latency(2, 900))
+    assert breach.windows == 2 and len(decode(history)) == 3
+    apply(table, stage.pending(2))
+    assert sorted(table) == [b"api", b"new", b"quiet"]
+    assert all(value.startswith(MAGIC) for value in table.values())
+    assert [w.start for w in ServiceState.read(table, b"api", CONFIG).windows()] == [
+        latency(i, 0).start for i in range(3)
+    ]
