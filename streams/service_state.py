@@ -47,10 +47,10 @@ def history_in(record: bytes) -> bytes:
 class ServiceState:
     """One service's detector and recent windows.
 
-    A state holds the record it was loaded from or last dumped to and its parsed detector;
-    its history is parsed from the record only when a window is added, and let go again by
-    :meth:`dump`, so a state costs its record and its detector, not a second copy of the
-    history."""
+    A state holds its parsed detector, and either the record it was loaded from or last
+    dumped to, or its parsed history: the history is parsed from the record only when a
+    window is added (the record is let go then), and let go again by :meth:`dump`, so a state
+    never holds its history twice."""
 
     __slots__ = ("detector", "record", "legacy", "_history")
 
@@ -102,6 +102,7 @@ class ServiceState:
         if self._history is None:
             assert self.record is not None  # a state has a record or a parsed history
             self._history = History.load(history_in(self.record))
+            self.record = None  # the history is a copy: let the record go until the next dump
         return self._history
 
     def observe(self, window: WindowAggregate, keep: int) -> list[Breach]:
