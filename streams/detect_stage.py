@@ -4,7 +4,7 @@ The ingest hands every window it closes to :meth:`DetectStage.observe`, with the
 partition the window came from, before the window goes to ``perfloop.windows``. A service's
 windows all come from one partition (metrics are keyed by service), so the partition's owner
 holds the service's :class:`~streams.service_state.ServiceState`: its detector and its recent
-windows. Detecting here costs a window nothing beyond the detector itself; a Faust agent that
+windows. Detecting here costs a window little beyond the detector itself; a Faust agent that
 read every window back from Kafka cost several times the detection it ran.
 
 State and recovery follow the window checkpoints (see :mod:`streams.ingest`):
