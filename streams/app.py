@@ -28,9 +28,9 @@ log = logging.getLogger("perfloop.worker")
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
 STREAM_BUFFER = 512  # events an agent's stream holds ahead of it, per partition (a batch)
-# the agents' sends (table changelogs above all) wait this long
-# to share produce requests, as Kafka's own producer does by default since 4.0; with no wait
-# the worker spent about 15 % more CPU per single point (bench/bench_pipeline.py)
+# the agents' sends (table changelogs above all) wait this long to share produce requests,
+# as Kafka's own producer does by default since 4.0; with no wait the worker spent about 15 %
+# more CPU per single point (bench/bench_pipeline.py, when detection was an agent here)
 PRODUCER_LINGER_S = 0.005
 
 
