@@ -54,7 +54,7 @@ import numpy as np
 from actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
-from streams.detect_stage import state_topic
+from streams.detect_stage import detect_state_topic
 from streams.ingest import ingest_group
 
 T0 = 1_760_000_000.0
@@ -243,7 +243,7 @@ def worker_run(
             raise RuntimeError(f"the worker closed {out} windows, not {windows}")
         breaches = _partitions(probe, config.topics.names.breaches)
         detected_at = max(_last_timestamps(probe, tps + breaches).values())
-        states = _last_timestamps(probe, _partitions(probe, state_topic(config).name))
+        states = _last_timestamps(probe, _partitions(probe, detect_state_topic(config).name))
         stored_at = max(states.values())
         cpu_done = next((c for t, c in cpu if t >= detected_at), cpu[-1][1])
         return detected_at - ready, stored_at - ready, cpu_done - cpu[0][1], peak, base_rss

@@ -76,6 +76,31 @@ def topic_catalog(config: TopicsConfig | None = None) -> list[TopicSpec]:
     ]
 
 
+def state_topic(
+    config: TopicsConfig, role: str, name: str, message: str, key: str, max_message_bytes: int
+) -> TopicSpec:
+    """A worker's own topic of state: compacted, kept forever, partitioned as ``metrics`` (a
+    partition's state on the partition's number), with segments rolled every 10 minutes so
+    that compaction keeps a restore's read short.
+
+    >>> state_topic(TopicsConfig(), "r", "app.r", "r (binary)", "partition", 1024).configs()
+    {'cleanup.policy': 'compact', 'retention.ms': '-1', 'max.message.bytes': '1024', \
+'segment.ms': '600000'}
+    """
+    return TopicSpec(
+        role=role,
+        name=name,
+        message=message,
+        partitions=config.partitions,
+        replication_factor=config.replication_factor,
+        retention_ms=-1,
+        compacted=True,
+        key=key,
+        max_message_bytes=max_message_bytes,
+        segment_ms=600_000,
+    )
+
+
 def create_missing_topics(
     bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0
 ) -> list[str]:

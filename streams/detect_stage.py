@@ -10,7 +10,7 @@ read every window back from Kafka cost several times the detection it ran.
 State and recovery follow the window checkpoints (see :mod:`streams.ingest`):
 
 - the states a partition's windows changed are written, as one record per service, to the
-  compacted topic :func:`state_topic` on the partition's own number, once the breaches their
+  compacted topic :func:`detect_state_topic` on the partition's own number, once the breaches their
   windows raised are durable and before the window checkpoint that covers those windows;
 - on assignment the partition's states are read back from that topic (the latest record per
   key). A state may be ahead of the checkpoint (a crash between the two); the windows the
@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
-from schemas.topics import TopicSpec
+from schemas.topics import TopicSpec, state_topic
 from streams.service_state import LEGACY_HISTORY, ServiceState
 
 HISTORY_HEADER = "perfloop.history"
@@ -44,19 +44,15 @@ LEGACY_SNAPSHOT = b"b:"  # the key prefix of an earlier worker's breach snapshot
 Record = tuple[bytes, bytes | None]  # (key, value); a value of None deletes the key
 
 
-def state_topic(config: PerfloopConfig) -> TopicSpec:
+def detect_state_topic(config: PerfloopConfig) -> TopicSpec:
     """The compacted topic of the services' detection states, partitioned as ``metrics``."""
-    return TopicSpec(
+    return state_topic(
+        config.topics,
         role="detect_state",
         name=f"{config.worker.app_id}-detect-state-changelog",
         message="detection state of a service (binary)",
-        partitions=config.topics.partitions,
-        replication_factor=config.topics.replication_factor,
-        retention_ms=-1,
-        compacted=True,
         key="service",
         max_message_bytes=MAX_STATE_BYTES,
-        segment_ms=600_000,
     )
 
 
@@ -119,4 +115,4 @@ class DetectStage:
         return sorted(self._states.get(partition, {}))
 
 
-__all__ = ["HISTORY_HEADER", "DetectStage", "state_topic"]
+__all__ = ["HISTORY_HEADER", "DetectStage", "detect_state_topic"]

@@ -46,9 +46,9 @@ from mode import Service
 
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, DeadLetter, WindowAggregate
-from schemas.topics import TopicSpec, create_missing_topics
+from schemas.topics import TopicSpec, create_missing_topics, state_topic
 from streams.bare_records import use_bare_records
-from streams.detect_stage import HISTORY_HEADER, MAX_STATE_BYTES, DetectStage, state_topic
+from streams.detect_stage import HISTORY_HEADER, MAX_STATE_BYTES, DetectStage, detect_state_topic
 from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
@@ -72,17 +72,13 @@ _VALUE = operator.attrgetter("value")
 
 def checkpoint_topic(config: PerfloopConfig) -> TopicSpec:
     """The compacted topic holding the latest window checkpoint of each ``metrics`` partition."""
-    return TopicSpec(
+    return state_topic(
+        config.topics,
         role="window_checkpoints",
         name=f"{config.worker.app_id}.window-checkpoints",
         message="window checkpoint (binary)",
-        partitions=config.topics.partitions,
-        replication_factor=config.topics.replication_factor,
-        retention_ms=-1,
-        compacted=True,
         key="partition",
         max_message_bytes=MAX_CHECKPOINT_BYTES + 65_536,
-        segment_ms=600_000,
     )
 
 
@@ -104,7 +100,7 @@ class Ingest:
         self.stage = WindowStage(config.windows, config.ingest, source_topic=names.metrics)
         self.detection = DetectStage(config)
         self.checkpoints = checkpoint_topic(config)
-        self.states = state_topic(config)
+        self.states = detect_state_topic(config)
         self.interval = config.worker.checkpoint_interval_s
         self.owned: set[int] = set()
         self._due: dict[int, float] = {}  # partition -> when its pending checkpoint is due

@@ -83,9 +83,8 @@ class ServiceState:
     def read(cls, table: Table, key: bytes, config: PerfloopConfig) -> ServiceState:
         """The state the table holds for service ``key`` (either layout)."""
         record = table.get(key)
-        if record and record.startswith(MAGIC):
-            return cls.load(record, None, config)
-        return cls.load(record, table.get(LEGACY_HISTORY + key), config)
+        one_record = record is not None and record.startswith(MAGIC)
+        return cls.load(record, None if one_record else table.get(LEGACY_HISTORY + key), config)
 
     def records(self, key: bytes) -> list[tuple[bytes, bytes | None]]:
         """The records that store the state as service ``key``'s one record: that record
