@@ -117,9 +117,12 @@ class DiagnoseStage:
         os.replace(tmp, path)
 
 
-def breach_history(headers: Any) -> list[WindowAggregate] | None:
+def breach_history(
+    headers: Any, memo: dict[bytes, WindowAggregate] | None = None
+) -> list[WindowAggregate] | None:
     """The windows a breach record's :data:`~streams.detect_stage.HISTORY_HEADER` holds, or
     None without that header; a header that is not a history raises ValueError naming it.
+    ``memo`` is :func:`streams.history.decode`'s.
 
     >>> breach_history([("other", b"x")]) is None, breach_history({HISTORY_HEADER: b"H\\x01"})
     (True, [])
@@ -128,7 +131,7 @@ def breach_history(headers: Any) -> list[WindowAggregate] | None:
     for name, value in pairs:
         if name == HISTORY_HEADER:
             try:
-                return decode_history(value)
+                return decode_history(value, memo)
             except (ValueError, TypeError, KeyError, struct.error) as exc:
                 raise ValueError(
                     f"header {HISTORY_HEADER}: not a history of windows ({exc})"
@@ -156,13 +159,15 @@ def install_diagnose(
     async def diagnose_batch(events: list[Any]) -> None:
         """Diagnose a batch of breaches (acked once this returns), each from the windows it
         was detected on (its :data:`~streams.detect_stage.HISTORY_HEADER`); the batch's
-        diagnoses are awaited together."""
+        diagnoses are awaited together. A window shared by the batch's histories is decoded
+        once."""
         sent: list[Any] = []
+        decoded: dict[bytes, WindowAggregate] = {}
         for event in events:
             msg = event.message
             try:
                 breach = Breach.model_validate_json(event.value)
-                history = breach_history(msg.headers)
+                history = breach_history(msg.headers, decoded)
             except (ValidationError, ValueError) as exc:
                 sent.append(await dlq.send(key=msg.key, value=dead_letter_json(msg, str(exc))))
                 continue

@@ -87,16 +87,25 @@ def _head(blob: bytes, at: int) -> tuple[list[Any], int]:
     return head, start + head_size
 
 
-def decode(blob: bytes | None) -> list[WindowAggregate]:
-    """The windows of a history, oldest first (samples empty)."""
+def decode(
+    blob: bytes | None, memo: dict[bytes, WindowAggregate] | None = None
+) -> list[WindowAggregate]:
+    """The windows of a history, oldest first (samples empty).
+
+    With ``memo`` (record -> window), a record decoded before is not decoded again, and the
+    records decoded now are added to it: the histories of one service's breaches share most
+    of their windows. The windows are then shared too; nothing may change them."""
     if not blob:
         return []
     if not blob.startswith(MAGIC):  # the older form: a JSON array of windows
         return [WindowAggregate.model_validate(w) for w in json.loads(blob)]
+    memo = {} if memo is None else memo
+    records = [blob[at : at + size] for at, size in _records(blob)]
+    new = [record for record in dict.fromkeys(records) if record not in memo]
     windows = []
-    for at, size in _records(blob):
-        (window_id, service, start, end, names), begin = _head(blob, at)
-        values = np.frombuffer(blob[begin : at + size], dtype="<f8").reshape(-1, len(FIELDS))
+    for record in new:
+        (window_id, service, start, end, names), begin = _head(record, 0)
+        values = np.frombuffer(record, dtype="<f8", offset=begin).reshape(-1, len(FIELDS))
         series = [
             dict(zip(_SERIES_KEYS, (name, {}, *row) if isinstance(name, str) else (*name, *row),
                      strict=True))
@@ -106,7 +115,9 @@ def decode(blob: bytes | None) -> list[WindowAggregate]:
             {"window_id": window_id, "service": service, "start": start, "end": end,
              "series": series}
         )  # fmt: skip
-    return _WINDOWS.validate_python(windows)  # one call for all: the count's float is lax
+    # one call for all: the count's float is lax
+    memo.update(zip(new, _WINDOWS.validate_python(windows), strict=True))
+    return [memo[record] for record in records]
 
 
 class History:

@@ -74,3 +74,21 @@ def test_a_truncated_history_is_an_error_that_says_so() -> None:
         History.load(blob[:-5])
     with pytest.raises(ValueError, match="history: 3 bytes at the end are not a record"):
         History.load(blob + b"abc")
+
+
+def test_a_memo_decodes_a_window_shared_by_histories_once() -> None:
+    history = History.load(None)
+    blobs = []
+    for i in range(8):
+        history.append(window(T0 + 10 * i, i), keep=3)
+        blobs.append(history.blob)
+    memo: dict[bytes, WindowAggregate] = {}
+    decoded = [decode(blob, memo) for blob in blobs]
+    assert [[w.model_dump() for w in ws] for ws in decoded] == [
+        [w.model_dump() for w in decode(blob)] for blob in blobs
+    ]
+    assert len(memo) == 8  # eight distinct windows in 21 places
+    assert decoded[3][2] is decoded[4][1] is decoded[5][0] is not decode(blobs[5])[0]
+    with pytest.raises(ValueError, match="history: a record runs"):
+        decode(blobs[-1] + encode(window(T0 + 90, 9))[:-5], memo)
+    assert len(memo) == 8  # a bad history adds nothing
