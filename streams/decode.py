@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -67,6 +68,7 @@ _BATCH_FIELDS = frozenset({"service", "metric", "ts", "values", "labels", "schem
 _POINT_REQUIRED = frozenset({"service", "metric", "value", "ts"})
 _BATCH_REQUIRED = frozenset({"service", "metric", "ts", "values"})
 _NUMBER_TYPES = frozenset({float, int})
+_SERIES_OF = operator.itemgetter("service", "metric")
 _NAME_CACHE_LIMIT = 65_536
 _JSON = json.JSONDecoder()
 
@@ -183,27 +185,26 @@ class MetricDecoder:
         if n < 2:
             return None
         try:
-            services = [obj["service"] for obj in objs]
-            metrics = [obj["metric"] for obj in objs]
+            pairs = list(map(_SERIES_OF, objs))  # (service, metric) of each record
             value_list = [obj["value"] for obj in objs]
             ts_list = [obj["ts"] for obj in objs]
-        except (KeyError, TypeError):  # a missing field, or a rejection (_Bad) in the list
+            distinct = dict.fromkeys(pairs)  # in order of first appearance
+        except (KeyError, TypeError):  # a missing field, a rejection (_Bad), a list as a name
             return None
-        good = self._good_names
         if (
             set(map(len, objs)) != {4}
             or not set(map(type, value_list)) <= _NUMBER_TYPES
             or not set(map(type, ts_list)) <= _NUMBER_TYPES
-            or set(map(type, services)) != {str}
-            or set(map(type, metrics)) != {str}
+            or {type(name) for pair in distinct for name in pair} != {str}
         ):
             return None
+        good = self._good_names
         try:
             limit = self.config.max_name_length
-            for field, names in (("service", services), ("metric", metrics)):
-                if not good.issuperset(names):
-                    for name in set(names) - good:
-                        self._name(field, name, limit)
+            for field, names in (("service", {s for s, _ in distinct}),
+                                 ("metric", {m for _, m in distinct})):  # fmt: skip
+                for name in names - good:
+                    self._name(field, name, limit)
         except _Bad:
             return None
         try:
@@ -217,11 +218,10 @@ class MetricDecoder:
             return None
         negative = np.flatnonzero(values < 0.0)
         if negative.size and not NON_NEGATIVE_METRICS.isdisjoint(
-            [metrics[i] for i in negative.tolist()]
+            [pairs[i][1] for i in negative.tolist()]
         ):
             return None
-        pairs = list(zip(services, metrics, strict=True))
-        ids = {pair: i for i, pair in enumerate(dict.fromkeys(pairs))}
+        ids = {pair: i for i, pair in enumerate(distinct)}
         known = self._plain_keys
         if len(known) + len(ids) > _NAME_CACHE_LIMIT:
             known.clear()
@@ -257,10 +257,10 @@ class MetricDecoder:
         """
         if len(raws) > 1:
             try:
-                body = b",\n".join(raws)  # type: ignore[arg-type]  # TypeError on None
-                opened = all(map(bytes.startswith, raws, itertools.repeat(b"{")))  # type: ignore[arg-type]
-                if opened and b"[" not in body:
-                    objs = from_json(b"[" + body + b"]")
+                opened = all(map(bytes.startswith, raws, itertools.repeat(b"{")))  # type: ignore[arg-type]  # TypeError on None
+                body = b",\n".join([b"[" + raws[0], *raws[1:-1], raws[-1] + b"]"])  # type: ignore[operator, list-item]
+                if opened and body.count(b"[") == 1:
+                    objs = from_json(body)
                     if len(objs) == len(raws):
                         return objs
             except Exception:  # noqa: BLE001 - any failure: parse one by one below
