@@ -51,7 +51,12 @@ from pathlib import Path
 
 import numpy as np
 
-from actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
+from actions.kafka_clients import (
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from schemas.config import PerfloopConfig, TopicNames
 from schemas.topics import create_missing_topics, topic_catalog
 from streams.detect_stage import detect_state_topic
@@ -311,12 +316,30 @@ def measure(
     services = services or args.services
     values = messages(services, rounds, per_msg, 10.0)
     points = (len(values) - 64) * per_msg if per_msg > 1 else len(values) - 64
-    produce(args.broker, config.topics.names.metrics, values)
-    bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
-    done_s, stored_s, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
+    try:
+        produce(args.broker, config.topics.names.metrics, values)
+        bare_msgs = bare_rate(args.broker, config.topics.names.metrics, len(values))
+        done_s, stored_s, cpu, peak, base = worker_run(config, folder, services * rounds, profile)
+    finally:
+        delete_topics(args.broker, config)
     bare = bare_msgs * points / len(values)
     run = Run(bare, points / done_s, points / stored_s, cpu / points, peak, peak - base)
     return run, points, len(values)
+
+
+def delete_topics(bootstrap: str, config: PerfloopConfig) -> None:
+    """Delete the topics of one run: its catalog's and those its worker made (named after
+    its ``app_id``). Every topic on the broker costs it memory and work, and the broker shares
+    the machine: left in place, each run's topics would slow the runs after it."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-cleanup")
+    try:
+        ours = set(config.topics.names.model_dump().values())
+        names = [t for t in admin.list_topics()
+                 if t in ours or t.startswith(config.worker.app_id)]  # fmt: skip
+        if names:
+            admin.delete_topics(names, timeout_ms=30_000)
+    finally:
+        admin.close()
 
 
 def _median(values: list[float]) -> float:
