@@ -185,7 +185,7 @@ class MetricDecoder:
         if n < 2:
             return None
         try:
-            pairs = list(map(_SERIES_OF, objs))  # (service, metric) of each record
+            pairs: list[tuple[str, str]] = list(map(_SERIES_OF, objs))  # (service, metric) each
             value_list = [obj["value"] for obj in objs]
             ts_list = [obj["ts"] for obj in objs]
             distinct = dict.fromkeys(pairs)  # in order of first appearance
