@@ -6,19 +6,21 @@ pre-produces a realistic mix - many services, the metrics of all five areas - in
 topics, then measures:
 
 - the bare rate: a plain aiokafka consumer reading the same topic (the ceiling);
-- the worker rate: ``perfloop worker`` from ready (startup excluded) until detection has
+- the worker rate: ``perfloop worker`` from the moment its ingest holds its partitions (the
+  startup before is excluded; the rest of the worker may still be starting) until detection has
   handled its last window, points per second through ingest, windows and detection. The
   ingest detects on each window as it closes and sends the window after its breaches, so
   that is when the last window and the last breach are on the broker. ``stored`` is the rate
   until the last detection state was written too: states are written with the partitions'
   checkpoints, up to ``worker.checkpoint_interval_s`` (1 s) later, and what a run of a few
   seconds measures there is mostly that wait;
-- the worker's CPU time per point (user + system, from ready until detection is done):
+- the worker's CPU time per point (user + system, from then until detection is done):
   unlike the rates, it does not count the time the worker waits for a core when other
   processes share the machine (though they still slow each core down);
 - the worker's peak RSS (VmHWM, the whole process: interpreter, torch, faust's buffers and the
-  window state) and ``RSS/series``: that peak minus the RSS of the same worker when it reported
-  ready (idle, before the first record), divided by the number of active series. It is an upper
+  window state) and ``RSS/series``: that peak minus the RSS of the same worker when its ingest
+  got its partitions (about when it reads its first records), divided by the number of active
+  series. It is an upper
   bound on the state per series: it also holds the fetch and batch buffers, whose size does not
   grow with the number of series;
 - the marginal RSS per series: columnar batches of ``--memory-points`` points for two
@@ -39,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -78,6 +81,7 @@ PROFILE_WORKER = (
     "from streams.worker import run_worker; config = load_config(sys.argv[1]); "
     "cProfile.run('run_worker(config)', sys.argv[2])"
 )
+ASSIGNED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] .*ingest: assigned", re.M)
 WATCH_S = 0.05  # how often the bench samples the worker's CPU time
 ASK_S = 0.5  # how often it asks the broker whether detection is done
 SCALE = {"memory": 2e10, "latency": 120.0, "throughput": 150.0, "cpu": 0.6, "cache": 50.0}
@@ -183,17 +187,17 @@ def _start(config: PerfloopConfig, folder: Path, code: str, *args: str) -> subpr
                                 stderr=subprocess.STDOUT, env=env)  # fmt: skip
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Until the Faust app is ready and the ingest holds its partitions."""
-    while not {"Worker ready", "ingest: assigned"} <= _marks(log):
+def _wait_assigned(proc: subprocess.Popen[bytes], log: Path) -> float:
+    """Until the ingest holds its partitions; when it logged that, in epoch seconds. It reads
+    them from that moment, whether or not the rest of the worker is ready yet."""
+    while True:
+        found = ASSIGNED.search(log.read_text(errors="replace"))
+        if found is not None:
+            stamp = time.mktime(time.strptime(found[1], "%Y-%m-%d %H:%M:%S"))
+            return stamp + int(found[2]) / 1000
         if proc.poll() is not None:
             raise RuntimeError(log.read_text()[-3000:])
-        time.sleep(0.05)
-
-
-def _marks(log: Path) -> set[str]:
-    text = log.read_text(errors="replace")
-    return {mark for mark in ("Worker ready", "ingest: assigned") if mark in text}
+        time.sleep(0.005)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -207,9 +211,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def worker_run(
     config: PerfloopConfig, folder: Path, windows: int, profile: Path | None = None
 ) -> tuple[float, float, float, int, int]:
-    """(seconds from ready until detection had handled every window, and until the last
-    detection state was written; CPU seconds until the first; peak RSS; RSS when ready) of
-    one worker.
+    """(seconds from the ingest's assignment until detection had handled every window, and
+    until the last detection state was written; CPU seconds until the first; peak RSS; RSS at
+    the assignment) of one worker.
 
     The run is watched without reading its output while it goes on: the bench samples the
     worker's CPU time every ``WATCH_S`` and asks every ``ASK_S`` for the offsets the ingest's
@@ -231,9 +235,9 @@ def worker_run(
         metrics = _partitions(probe, config.topics.names.metrics)
         tps = _partitions(probe, config.topics.names.windows)
         records = sum(probe.end_offsets(metrics).values())
-        _wait_ready(proc, log)
-        ready, base_rss = time.time(), _status(proc.pid, "VmRSS")
-        cpu = [(ready, _cpu_seconds(proc.pid))]
+        ready = _wait_assigned(proc, log)
+        base_rss = _status(proc.pid, "VmRSS")
+        cpu = [(time.time(), _cpu_seconds(proc.pid))]
         deadline = time.monotonic() + 900
         while sum(probe.committed(tp) or 0 for tp in metrics) < records:
             if time.monotonic() > deadline:

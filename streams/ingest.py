@@ -67,6 +67,9 @@ IDLE_EVERY_S = 1.0
 # times as fast. Kept under the broker's default largest batch, 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
 READ_TIMEOUT_S = 30.0  # the longest a restore waits for the broker without getting a record
+# how long the broker may hold the reader's fetch when it has nothing new: a held fetch also
+# holds the next request on the connection (an offset lookup waited the default 500 ms)
+READER_WAIT_MS = 50
 _VALUE = operator.attrgetter("value")
 
 
@@ -140,6 +143,7 @@ class Ingest:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max(MAX_CHECKPOINT_BYTES, MAX_STATE_BYTES) + 65_536,
+            fetch_max_wait_ms=READER_WAIT_MS,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -302,13 +306,14 @@ class Ingest:
         async with self._lock:
             assert self._consumer is not None
             mine = sorted(tp.partition for tp in partitions if tp.topic == self.source)
+            new = [partition for partition in mine if partition not in self.owned]
+            states = await self._read_tables(self.states.name, new, last_only=False)
+            checkpoints = await self._read_tables(self.checkpoints.name, new, last_only=True)
             restored = []
-            for partition in mine:
-                if partition in self.owned:
-                    continue
+            for partition in new:
                 self.stage.drop(partition)
-                self.detection.restore(partition, await self._read_states(partition))
-                blob = await self._read_checkpoint(partition)
+                self.detection.restore(partition, states[partition])
+                blob = checkpoints[partition].get(_pkey(partition))
                 if blob is not None:
                     self.stage.restore(partition, blob)
                     last = self.stage.last_offset(partition)
@@ -318,41 +323,64 @@ class Ingest:
                 self.owned.add(partition)
             log.info("ingest: assigned %s partitions %s (restored %s)", self.source, mine, restored)
 
-    async def _read_checkpoint(self, partition: int) -> bytes | None:
-        """The partition's latest checkpoint: the last record of its checkpoint partition."""
-        table = await self._read_table(self.checkpoints.name, partition, last_only=True)
-        return table.get(_pkey(partition))
+    async def _read_tables(
+        self, topic: str, partitions: list[int], last_only: bool
+    ) -> dict[int, dict[bytes, bytes]]:
+        """Per partition of a compacted topic, the latest value per key, read up to the end
+        offsets it had when asked (with ``last_only``, of its last record only); a key whose
+        latest record is a deletion is left out.
 
-    async def _read_states(self, partition: int) -> dict[bytes, bytes]:
-        """The latest record per key of the partition's detection states."""
-        return await self._read_table(self.states.name, partition, last_only=False)
-
-    async def _read_table(self, topic: str, partition: int, last_only: bool) -> dict[bytes, bytes]:
-        """The latest value per key of a compacted topic's partition, read up to its end
-        offset (with ``last_only``, of its last record only); a key whose latest record is a
-        deletion is left out."""
+        The partitions are read together, and only those holding records: the reader is
+        assigned nothing otherwise, and nothing once done, so that no fetch of it waits on
+        the broker (a waiting fetch holds up the next request on its connection)."""
         assert self._reader is not None
-        tp = TopicPartition(topic, partition)
         reader = self._reader
-        reader.assign([tp])
-        end = (await reader.end_offsets([tp]))[tp]
-        begin = (await reader.beginning_offsets([tp]))[tp]
-        table: dict[bytes, bytes | None] = {}
-        if end <= begin:
+        tps = [TopicPartition(topic, partition) for partition in partitions]
+        tables: dict[int, dict[bytes, bytes | None]] = {partition: {} for partition in partitions}
+        if not tps:
             return {}
-        reader.seek(tp, end - 1 if last_only else begin)
+        ends = await reader.end_offsets(tps)
+        begins = await reader.beginning_offsets(tps)
+        todo = {tp: ends[tp] for tp in tps if ends[tp] > begins[tp]}
+        if todo:
+            reader.assign(list(todo))
+            for tp, end in todo.items():
+                reader.seek(tp, end - 1 if last_only else begins[tp])
+            try:
+                await self._read_up_to(todo, tables)
+            finally:
+                reader.unsubscribe()
+        return {
+            partition: {key: value for key, value in table.items() if value is not None}
+            for partition, table in tables.items()
+        }
+
+    async def _read_up_to(
+        self, ends: dict[TopicPartition, int], tables: dict[int, dict[bytes, bytes | None]]
+    ) -> None:
+        """Read the assigned ``ends`` partitions into ``tables`` up to those offsets, with a
+        stall timeout that restarts at every record."""
+        assert self._reader is not None
+        reader = self._reader
         deadline = time.monotonic() + READ_TIMEOUT_S
-        while await reader.position(tp) < end:
+        todo = dict(ends)
+        while todo:
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"waited {READ_TIMEOUT_S:g}s for a record of partition {partition} of "
-                    f"{topic} (offsets {begin}..{end}, at {await reader.position(tp)})"
-                )
-            for record in (await reader.getmany(tp, timeout_ms=500)).get(tp, []):
-                deadline = time.monotonic() + READ_TIMEOUT_S
-                if record.offset < end and record.key is not None:
-                    table[record.key] = record.value
-        return {key: value for key, value in table.items() if value is not None}
+                where = [
+                    f"partition {tp.partition} of {tp.topic} at {await reader.position(tp)} of "
+                    f"{end}"
+                    for tp, end in todo.items()
+                ]
+                raise TimeoutError(f"waited {READ_TIMEOUT_S:g}s for a record: {'; '.join(where)}")
+            fetched = await reader.getmany(*todo, timeout_ms=500)
+            for tp, records in fetched.items():
+                table, end = tables[tp.partition], todo[tp]
+                for record in records:
+                    deadline = time.monotonic() + READ_TIMEOUT_S
+                    if record.offset < end and record.key is not None:
+                        table[record.key] = record.value
+            for tp in [tp for tp, end in todo.items() if await reader.position(tp) >= end]:
+                del todo[tp]
 
 
 class _Listener(ConsumerRebalanceListener):
