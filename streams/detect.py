@@ -114,9 +114,10 @@ class Detector:
         self._last_start[service] = agg.start
         signals = window_signals(agg, self.config_for(service))
         by_name: dict[str, Signal] = {}
+        runs = self._runs
         for sig in signals:
             by_name[sig.name] = sig
-            run = self._runs.setdefault((service, sig.name), _Run())
+            run = runs.get((service, sig.name)) or runs.setdefault((service, sig.name), _Run())
             if _beyond(sig.value, sig.rule.fire, sig.rule):
                 if run.firing == 0:
                     run.first_start = agg.start

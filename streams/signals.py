@@ -48,7 +48,13 @@ def series_by_metric(agg: WindowAggregate) -> dict[str, list[SeriesAggregate]]:
     its labelled ones."""
     found: dict[str, list[SeriesAggregate]] = {}
     for s in agg.series:
-        found.setdefault(s.metric, []).append(s)
+        group = found.get(s.metric)
+        if group is None:
+            found[s.metric] = [s]
+        else:
+            group.append(s)
+    if len(found) == len(agg.series):  # one series a metric: nothing to choose
+        return found
     return {
         metric: ([s for s in group if not s.labels] or group) if len(group) > 1 else group
         for metric, group in found.items()
