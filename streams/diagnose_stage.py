@@ -159,14 +159,18 @@ def install_diagnose(
     async def diagnose_batch(events: list[Any]) -> None:
         """Diagnose a batch of breaches (acked once this returns), each from the windows it
         was detected on (its :data:`~streams.detect_stage.HISTORY_HEADER`); the batch's
-        diagnoses are awaited together. A window shared by the batch's histories is decoded
-        once."""
+        diagnoses are awaited together. Consecutive breaches of one service (several areas
+        in one window) share their windows, which are decoded once; only the current
+        service's are kept, a few windows rather than a whole batch's."""
         sent: list[Any] = []
         decoded: dict[bytes, WindowAggregate] = {}
+        service = None
         for event in events:
             msg = event.message
             try:
                 breach = Breach.model_validate_json(event.value)
+                if breach.service != service:
+                    decoded, service = {}, breach.service
                 history = breach_history(msg.headers, decoded)
             except (ValidationError, ValueError) as exc:
                 sent.append(await dlq.send(key=msg.key, value=dead_letter_json(msg, str(exc))))
