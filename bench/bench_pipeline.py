@@ -20,9 +20,8 @@ topics, then measures:
 - the worker's peak RSS (VmHWM, the whole process: interpreter, torch, faust's buffers and the
   window state) and ``RSS/series``: that peak minus the RSS of the same worker when its ingest
   got its partitions (about when it reads its first records), divided by the number of active
-  series. It is an upper
-  bound on the state per series: it also holds the fetch and batch buffers, whose size does not
-  grow with the number of series;
+  series. It is an upper bound on the state per series: it also holds the fetch and batch
+  buffers, whose size does not grow with the number of series;
 - the marginal RSS per series: columnar batches of ``--memory-points`` points for two
   service counts (``--memory-services``, default 500 and 2,000: 8,000 and 32,000 series),
   ``--memory-rounds`` windows each (default 8: more than the 6 windows of history that
@@ -333,8 +332,8 @@ def measure(
 
 def delete_topics(bootstrap: str, config: PerfloopConfig) -> None:
     """Delete the topics of one run: its catalog's and those its worker made (named after
-    its ``app_id``). Every topic on the broker costs it memory and work, and the broker shares
-    the machine: left in place, each run's topics would slow the runs after it."""
+    its ``app_id``), so that every run meets a broker holding only its own topics (the broker
+    shares the machine, and every topic it holds costs it memory and work)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-cleanup")
     try:
         ours = set(config.topics.names.model_dump().values())
