@@ -76,6 +76,11 @@ def topic_catalog(config: TopicsConfig | None = None) -> list[TopicSpec]:
     ]
 
 
+# the largest record a worker writes to a compacted topic of its own state (a service's
+# detection state, a record of the loop's tables)
+MAX_STATE_BYTES = 16 * 1024 * 1024
+
+
 def state_topic(
     config: TopicsConfig, role: str, name: str, message: str, key: str, max_message_bytes: int
 ) -> TopicSpec:

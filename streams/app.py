@@ -18,6 +18,7 @@ import faust
 
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
+from schemas.topics import MAX_STATE_BYTES
 from streams.batches import PartitionedTable
 from streams.diagnose_stage import install_diagnose
 from streams.ingest import PRODUCER_BATCH_BYTES, Ingest
@@ -26,7 +27,6 @@ from streams.recovery import TableManager
 
 log = logging.getLogger("perfloop.worker")
 
-MAX_STATE_BYTES = 16 * 1024 * 1024
 STREAM_BUFFER = 512  # events an agent's stream holds ahead of it, per partition (a batch)
 # the agents' sends (table changelogs above all) wait this long to share produce requests,
 # as Kafka's own producer does by default since 4.0; with no wait the worker spent about 15 %

@@ -34,11 +34,10 @@ from collections.abc import Mapping
 
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, WindowAggregate
-from schemas.topics import TopicSpec, state_topic
+from schemas.topics import MAX_STATE_BYTES, TopicSpec, state_topic
 from streams.service_state import LEGACY_HISTORY, ServiceState
 
 HISTORY_HEADER = "perfloop.history"
-MAX_STATE_BYTES = 16 * 1024 * 1024
 LEGACY_SNAPSHOT = b"b:"  # the key prefix of an earlier worker's breach snapshot
 
 Record = tuple[bytes, bytes | None]  # (key, value); a value of None deletes the key

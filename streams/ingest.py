@@ -46,9 +46,9 @@ from mode import Service
 
 from schemas.config import PerfloopConfig
 from schemas.messages import Breach, DeadLetter, WindowAggregate
-from schemas.topics import TopicSpec, create_missing_topics, state_topic
+from schemas.topics import MAX_STATE_BYTES, TopicSpec, create_missing_topics, state_topic
 from streams.bare_records import use_bare_records
-from streams.detect_stage import HISTORY_HEADER, MAX_STATE_BYTES, DetectStage, detect_state_topic
+from streams.detect_stage import HISTORY_HEADER, DetectStage, detect_state_topic
 from streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")

@@ -34,6 +34,7 @@ from actions.planner import Planner
 from actions.signing import Keyring
 from schemas.config import PerfloopConfig
 from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
+from schemas.topics import MAX_STATE_BYTES
 from streams.batches import dead_letter_json, in_batches, writing_to
 from streams.incident import ServiceBook, WindowArchive
 from streams.loop import Loop, LoopOutput
@@ -145,7 +146,7 @@ def install_loop(
         partitions=config.topics.partitions,
         key_type=bytes,
         value_type=bytes,
-        extra_topic_configs={"max.message.bytes": str(16 * 1024 * 1024)},
+        extra_topic_configs={"max.message.bytes": str(MAX_STATE_BYTES)},
     )
     # each closed window's observations, once, keyed by service and window start
     archive = WindowArchive(
