@@ -342,40 +342,39 @@ class QuantileSketch:
 
     def group_quantiles(
         self, values: npt.NDArray[np.float64], sizes: npt.NDArray[np.int64], qs: tuple[float, ...]
-    ) -> list[list[float]] | None:
+    ) -> npt.NDArray[np.float64] | None:
         """For consecutive groups of ``values`` (``sizes``, none empty), what
         :meth:`quantiles` would give for a sketch of each group alone (with this sketch's
-        ``alpha``), in one numpy pass.
+        ``alpha``), in one numpy pass: a row a group, a column a quantile.
 
         A quantile at rank ``r`` is the value of the bucket holding the ``r``-th value,
         negatives first (largest magnitude first), then zeros, then positives: so sorting
         each group's keys in that order and indexing gives every group's quantiles at once.
-        None when the keys span more than ``max_buckets`` (a sketch would merge the lowest).
+        None when a group's keys span more than ``max_buckets`` (its sketch would merge the
+        lowest).
 
         >>> values, sizes = np.array([5.0, -2.0, 0.0, 40.0, 7.0, 1.5]), np.array([5, 1])
         >>> a, b = QuantileSketch(), QuantileSketch()
         >>> a.add(values[:5]); b.add(values[5:])
-        >>> a.group_quantiles(values, sizes, (0.5, 0.99)) == [a.quantiles((0.5, 0.99)),
-        ...                                                   b.quantiles((0.5, 0.99))]
+        >>> a.group_quantiles(values, sizes, (0.5, 0.99)).tolist() == [a.quantiles((0.5, 0.99)),
+        ...                                                            b.quantiles((0.5, 0.99))]
         True
         """
         sign = np.sign(values).astype(np.int64)  # -1, 0, 1: the order of the stores
         keys = self.keys(np.where(sign == 0, 1.0, values))
-        if int(keys.max()) - int(keys.min()) >= self.max_buckets:
-            return None
+        starts = np.cumsum(sizes) - sizes
+        if int(keys.max()) - int(keys.min()) >= self.max_buckets:  # maybe one group spans so
+            wide = np.maximum.reduceat(keys, starts) - np.minimum.reduceat(keys, starts)
+            if bool((wide >= self.max_buckets).any()):
+                return None
         owner = np.repeat(np.arange(sizes.size), sizes)
         order = np.lexsort((sign * keys, sign, owner))
-        starts = np.cumsum(sizes) - sizes
-        columns = []
-        for q in qs:
-            at = order[starts + np.floor(q * (sizes - 1)).astype(np.int64)]
-            columns.append(
-                [
-                    s * self._value(key) if s else 0.0
-                    for s, key in zip(sign[at].tolist(), keys[at].tolist(), strict=True)
-                ]
-            )
-        return [list(row) for row in zip(*columns, strict=True)]
+        at = order[starts[:, None] + np.floor(np.outer(sizes - 1, qs)).astype(np.int64)]
+        # each distinct bucket's value computed once, as quantiles() computes it
+        used, where = np.unique(keys[at].ravel(), return_inverse=True)
+        value = np.array([self._value(key) for key in used.tolist()], dtype=np.float64)
+        signs = sign[at]
+        return np.where(signs == 0, 0.0, signs * value[where].reshape(at.shape))
 
     def to_json(self) -> dict[str, Any]:
         """A small JSON-able form: non-empty bucket ranges as ``[offset, counts]``."""

@@ -7,7 +7,7 @@ from array import array
 import numpy as np
 import pytest
 
-from streams.sketch import QuantileSketch
+from streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
 from streams.window_cell import QUANTILES, WindowCell, exact_parts, held_quantiles
 
 T0 = 1_700_000_000.0
@@ -80,6 +80,18 @@ def test_held_quantiles_leave_cells_whose_keys_a_sketch_would_merge_to_the_sketc
     agg = cell.to_series_aggregate("x", ())
     sketch = cell.full_sketch().quantiles(QUANTILES)
     assert [agg.p50, agg.p95, agg.p99] == [min(max(q, 1e-200), 1e200) for q in sketch]
+
+
+def test_held_quantiles_of_cells_far_apart_but_each_narrow_are_computed_together() -> None:
+    """Only a cell whose own keys a sketch would merge needs its sketch: cells of values far
+    apart from each other (bytes and fractions of a millisecond) are still done at once."""
+    tiny, huge = WindowCell.empty(seed=1, alpha=0.01), WindowCell.empty(seed=2, alpha=0.01)
+    tiny.add(np.array([1e-7, 3e-7, 2e-7]), T0 + np.arange(3.0), 64)
+    huge.add(np.array([4e12, 9e12]), T0 + np.arange(2.0), 64)
+    low, high = QuantileSketch(0.01).keys(np.array([1e-7, 9e12])).tolist()
+    assert high - low >= DEFAULT_MAX_BUCKETS  # too wide for one sketch together
+    expected = [tuple(c.full_sketch().quantiles(QUANTILES)) for c in (tiny, huge)]
+    assert held_quantiles([tiny, huge], 0.01) == expected
 
 
 def test_a_cell_restored_without_its_sketch_must_hold_every_value() -> None:
