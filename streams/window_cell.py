@@ -28,6 +28,7 @@ with ``sum_scale`` only as large as its finest value needs, which keeps the inte
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from array import array
 from dataclasses import dataclass
@@ -156,6 +157,96 @@ def exact_of(value: float) -> int:
     return num * (_EXACT_UNIT // den)
 
 
+def sum_and_mean(exact: int, count: int) -> tuple[float, float]:
+    """:attr:`WindowCell.sum` and :attr:`WindowCell.mean` of ``count`` values whose exact sum
+    is ``exact`` (units of 2**-1074): the sum rounded once (saturated beyond the float range),
+    the mean exact before rounding when the sum saturates.
+
+    >>> sum_and_mean(exact_of(1e308) * 2, 2)
+    (1.7976931348623157e+308, 1e+308)
+    """
+    try:
+        total = exact / _EXACT_UNIT
+    except OverflowError:
+        total = sys.float_info.max if exact > 0 else -sys.float_info.max
+    if abs(total) == sys.float_info.max:
+        return total, exact / (count * _EXACT_UNIT)
+    return total, total / count
+
+
+def last_positions(
+    ts: npt.NDArray[np.float64], starts: npt.NDArray[np.intp], counts: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per consecutive group of points (in arrival order): the greatest event time, and the
+    position of the last point to arrive with it (the group's ``last``)."""
+    t_max = np.maximum.reduceat(ts, starts)
+    at_max = np.where(ts == np.repeat(t_max, counts), np.arange(ts.size), -1)
+    return t_max, np.maximum.reduceat(at_max, starts)
+
+
+def group_fields(
+    values: npt.NDArray[np.float64],
+    ts: npt.NDArray[np.float64],
+    starts: npt.NDArray[np.intp],
+    counts: npt.NDArray[np.int64],
+    alpha: float,
+) -> list[dict[str, Any]] | None:
+    """What :meth:`WindowCell.series_fields` gives (but ``metric`` and ``labels``) for each
+    consecutive group of points that is all of a closing cell and fits its sample (arrival
+    order within a group), computed for all groups at once, without building the cells; None
+    when the quantiles need each group's own sketch (see :func:`held_quantiles`).
+
+    >>> values, ts = np.array([3.0, 1.0, 2.0, 8.0]), np.array([10.0, 12.0, 11.0, 5.0])
+    >>> cell = WindowCell.empty(seed=1, alpha=0.01)
+    >>> cell.add(values[:3], ts[:3], k=4)
+    >>> fields = group_fields(values, ts, np.array([0, 3]), np.array([3, 1]), 0.01)
+    >>> fields[0] == {k: v for k, v in cell.series_fields("m", ()).items() if k not in
+    ...               ("metric", "labels")}
+    True
+    """
+    quantiles = QuantileSketch(alpha).group_quantiles(values, counts, QUANTILES)
+    if quantiles is None:
+        return None
+    lows = np.minimum.reduceat(values, starts).tolist()
+    highs = np.maximum.reduceat(values, starts).tolist()
+    lasts = values[last_positions(ts, starts, counts)[1]].tolist()
+    flat = values.tolist()
+    bounds = np.append(starts, values.size).tolist()
+    out = []
+    rows = zip(counts.tolist(), lows, highs, lasts, quantiles.tolist(), strict=True)
+    for j, (count, low, high, last, (p50, p95, p99)) in enumerate(rows):
+        sample = flat[bounds[j] : bounds[j + 1]]
+        total, mean = _sum_and_mean_of(sample)
+        out.append(
+            {
+                "count": count,
+                "sum": total,
+                "min": low,
+                "max": high,
+                "mean": mean,
+                "last": last,
+                "p50": low if p50 < low else high if p50 > high else p50,
+                "p95": low if p95 < low else high if p95 > high else p95,
+                "p99": low if p99 < low else high if p99 > high else p99,
+                "sample": sample,
+            }
+        )
+    return out
+
+
+def _sum_and_mean_of(values: list[float]) -> tuple[float, float]:
+    """:func:`sum_and_mean` of ``values``: ``math.fsum`` rounds their exact sum once, as
+    :attr:`WindowCell.sum` does; the exact sum is built only when that overflows or
+    saturates."""
+    try:
+        total = math.fsum(values)
+    except OverflowError:
+        total = sys.float_info.max
+    if abs(total) == sys.float_info.max:
+        return sum_and_mean(sum(map(exact_of, values)), len(values))
+    return total, total / len(values)
+
+
 def uniform(seed: int, position: int) -> float:
     """``uniforms(seed, position, position + 1)[0]`` in plain Python (for single points).
 
@@ -191,7 +282,7 @@ def held_quantiles(cells: list[WindowCell], alpha: float) -> list[tuple[float, .
         return None
     values = np.frombuffer(b"".join(cell.sample for cell in cells), dtype=np.float64)
     rows = QuantileSketch(alpha).group_quantiles(values, sizes, QUANTILES)
-    return None if rows is None else [tuple(row) for row in rows]
+    return None if rows is None else [tuple(row) for row in rows.tolist()]
 
 
 def _trailing_zeros(n: int) -> int:

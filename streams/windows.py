@@ -12,7 +12,10 @@ watermark on as if event time had kept pace with the wall clock.
 Updates are vectorized: a batch's points are held per window, in arrival order, until the
 window closes (or ``PENDING_POINTS`` are held, or the state is saved); then one stable sort by
 (series, window) and numpy ``reduceat`` add them to the cells, so Python loops once per
-(series, window) group however many batches its points came in.
+(series, window) group however many batches its points came in. A window closing with all of
+a series' points still held, few enough for its sample, needs no cell at all: those series'
+aggregates are computed together from the held points (:func:`~streams.window_cell.group_fields`),
+the same to the bit as a cell's.
 
 >>> from streams.decode import DecodedBatch, SeriesKey
 >>> from schemas.config import WindowsConfig
@@ -33,6 +36,7 @@ window closes (or ``PENDING_POINTS`` are held, or the state is saved); then one 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import struct
@@ -55,7 +59,9 @@ from streams.window_cell import (
     WindowCell,
     exact_parts,
     exact_sums,
+    group_fields,
     held_quantiles,
+    last_positions,
     seed_prefix,
     stable_seed,
 )
@@ -67,6 +73,40 @@ MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
 Emit = Callable[[WindowAggregate], None]
 _FEW = 8  # groups of at most this many points are added in plain Python, not numpy
 PENDING_POINTS = 1 << 16  # points held unfolded before they are added to their cells
+
+
+_Points = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]  # series ids, windows, event times, values
+Finished = dict[int, dict[int, dict[str, Any]]]  # window -> series id -> aggregate fields
+
+
+def _grouped(
+    gid: npt.NDArray[np.int64],
+    w: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.float64],
+    values: npt.NDArray[np.float64],
+) -> _Points:
+    """The points ordered by (series, window), in arrival order within each group."""
+    w_min = int(w.min())
+    gkey = gid * (int(w.max()) - w_min + 1) + (w - w_min)
+    if bool((gkey[1:] >= gkey[:-1]).all()):
+        return gid, w, ts, values
+    order = np.argsort(gkey, kind="stable")
+    return gid[order], w[order], ts[order], values[order]
+
+
+def _named(
+    fields: dict[str, Any], metric: str, labels: tuple[tuple[str, str], ...]
+) -> dict[str, Any]:
+    """A finished series' fields with its name (see :meth:`PartitionWindows._fold_pending`)."""
+    fields["metric"], fields["labels"] = metric, dict(labels)
+    return fields
+
+
+def _starts(gid: npt.NDArray[np.int64], w: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Where each (series, window) group of :func:`_grouped` points starts."""
+    return np.flatnonzero(np.concatenate(([True], (gid[1:] != gid[:-1]) | (w[1:] != w[:-1]))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,20 +259,63 @@ class PartitionWindows:
         if self._pending_points > PENDING_POINTS:
             self._fold_pending()
 
-    def _fold_pending(self, windows: list[int] | None = None, closing: bool = False) -> None:
-        """Add the held points of ``windows`` (default: all) to their cells; ``closing``:
-        the cells of ``windows`` are closed right after."""
+    def _fold_pending(self, windows: list[int] | None = None, closing: bool = False) -> Finished:
+        """Add the held points of ``windows`` (default: all) to their cells. With ``closing``
+        (the windows close right after), the series whose points are all held and fit the
+        sample get no cell: their aggregates are computed together and returned instead."""
         pending = self._pending
         chosen = [wi for wi in (pending if windows is None else windows) if wi in pending]
         if not chosen:
-            return
+            return {}
         parts = [(wi, chunk) for wi in chosen for chunk in pending.pop(wi)]
         gid = np.concatenate([c[0] for _, c in parts])
         ts = np.concatenate([c[1] for _, c in parts])
         values = np.concatenate([c[2] for _, c in parts])
         w = np.repeat(np.array([wi for wi, _ in parts], np.int64), [c[0].size for _, c in parts])
         self._pending_points -= gid.size
+        finished: Finished = {}
+        if closing:
+            finished, rest = self._finish(gid, w, ts, values)
+            if rest is None:
+                return finished
+            gid, w, ts, values = rest
         self._add_to_cells(gid, w, ts, values, closing)
+        return finished
+
+    def _finish(
+        self,
+        gid: npt.NDArray[np.int64],
+        w: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+        values: npt.NDArray[np.float64],
+    ) -> tuple[Finished, _Points | None]:
+        """The aggregates of the closing points' groups that have no cell and fit the sample
+        (:func:`group_fields`), and the points left for cells (None when there are none)."""
+        points = _grouped(gid, w, ts, values)
+        gid, w, ts, values = points
+        starts = _starts(gid, w)
+        counts = np.diff(np.append(starts, gid.size))
+        open_ = self._windows
+        fits = counts <= self.config.sample_size
+        if any(wi in open_ for wi in np.unique(w).tolist()):
+            pairs = zip(w[starts].tolist(), gid[starts].tolist(), strict=True)
+            fits &= np.array([si not in open_.get(wi, ()) for wi, si in pairs], dtype=bool)
+        if not fits.any():
+            return {}, points
+        rest: _Points | None = None
+        if not fits.all():
+            mine = np.repeat(fits, counts)
+            rest = (gid[~mine], w[~mine], ts[~mine], values[~mine])
+            gid, w, ts, values, counts = gid[mine], w[mine], ts[mine], values[mine], counts[fits]
+            starts = np.cumsum(counts) - counts
+        fields = group_fields(values, ts, starts, counts, self.config.sketch_alpha)
+        if fields is None:  # the quantiles need each cell's own sketch
+            return {}, points
+        finished: Finished = {}
+        rows = zip(w[starts].tolist(), gid[starts].tolist(), fields, strict=True)
+        for wi, si, one in rows:
+            finished.setdefault(wi, {})[si] = one
+        return finished, rest
 
     def _add_to_cells(
         self,
@@ -244,13 +327,9 @@ class PartitionWindows:
     ) -> None:
         """Add points to their cells. With ``closing`` (their windows close right after), a
         new cell that its group fits in gets no seed: only a sample that overflows uses it."""
-        w_min = int(w.min())
-        gkey = gid * (int(w.max()) - w_min + 1) + (w - w_min)
-        if not bool((gkey[1:] >= gkey[:-1]).all()):
-            order = np.argsort(gkey, kind="stable")
-            gkey, ts, values, gid, w = gkey[order], ts[order], values[order], gid[order], w[order]
-        n = gkey.size
-        starts = np.flatnonzero(np.concatenate(([True], gkey[1:] != gkey[:-1])))
+        gid, w, ts, values = _grouped(gid, w, ts, values)
+        n = gid.size
+        starts = _starts(gid, w)
         counts = np.diff(np.append(starts, n))
         mag = np.abs(values)
         mag[mag == 0.0] = 1.0
@@ -294,9 +373,7 @@ class PartitionWindows:
         sums = exact_sums(values, starts)
         lows = np.minimum.reduceat(values, starts)
         highs = np.maximum.reduceat(values, starts)
-        t_max = np.maximum.reduceat(ts, starts)
-        at_max = np.where(ts == np.repeat(t_max, counts), np.arange(n), -1)
-        last_pos = np.maximum.reduceat(at_max, starts)
+        t_max, last_pos = last_positions(ts, starts, counts)
         small = counts <= _FEW
         few = bool(small.any())
         value_list = values.tolist() if few else []
@@ -346,22 +423,25 @@ class PartitionWindows:
         done = sorted(wi for wi in {*self._windows, *self._pending} if wi < closed_before)
         out: list[WindowAggregate] = []
         push = out.append if emit is None else emit
-        self._fold_pending(done, closing=True)
+        finished = self._fold_pending(done, closing=True)
         for wi in done:
-            for window in self._aggregates(wi, self._windows.pop(wi)):
+            for window in self._aggregates(wi, self._windows.pop(wi, {}), finished.get(wi, {})):
                 push(window)
         if done and len(self._series) > 1024 + 2 * self._open_cells_at_most():
             self._compact()
         return out
 
-    def _aggregates(self, wi: int, cells: dict[int, WindowCell]) -> Iterator[WindowAggregate]:
-        """The services' windows of window ``wi``, in service order; each service's cells
-        leave ``cells`` as its window is built."""
+    def _aggregates(
+        self, wi: int, cells: dict[int, WindowCell], finished: dict[int, dict[str, Any]]
+    ) -> Iterator[WindowAggregate]:
+        """The services' windows of window ``wi``, in service order, from its ``cells`` and
+        the ``finished`` series' fields (see :meth:`_fold_pending`); each service's cells and
+        fields leave them as its window is built."""
         length = self.config.length_s
         start, end = wi * length, (wi + 1) * length
         by_service: dict[str, list[tuple[str, tuple[tuple[str, str], ...], int]]]
         by_service = defaultdict(list)
-        for sid in cells:
+        for sid in itertools.chain(cells, finished):
             key = self._series[sid]
             by_service[key.service].append((key.metric, key.labels, sid))
         held = [sid for sid, cell in cells.items() if cell.sketch is None]
@@ -380,7 +460,9 @@ class PartitionWindows:
                         "start": start,
                         "end": end,
                         "series": [
-                            cells.pop(sid).series_fields(m, lab, quantiles_of.get(sid))
+                            _named(finished.pop(sid), m, lab)
+                            if sid in finished
+                            else cells.pop(sid).series_fields(m, lab, quantiles_of.get(sid))
                             for m, lab, sid in rows
                         ],
                     }

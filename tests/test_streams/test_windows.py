@@ -359,3 +359,37 @@ def test_series_ids_compacted_away_keep_each_cells_seed() -> None:
     want = [w.model_dump() for w in again if w.start == T0 + 30]
     assert len(want) == 1500 and all(len(s["sample"]) == 16 for w in want for s in w["series"])
     assert [w.model_dump() for w in closed if w.start == T0 + 30] == want
+
+
+def test_series_closed_without_cells_match_series_closed_from_cells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A series whose points are all still held when its window closes, and fit the sample,
+    gets its aggregate computed with the others at once, without a cell. The same points
+    added to cells as they come give the same windows to the bit: sums rounded once (also
+    where they saturate or cancel past the float range), the last by event time (ties by
+    arrival), quantiles and samples."""
+    rng = np.random.default_rng(8)
+    choices = {
+        "temperature_delta": [1e308, -1e308, 8.5e307],  # sums past the float range
+        "queue_delta": [0.0, -2.5, 3.0, 0.1, 0.2, 0.3],  # zeros, negatives, rounding
+    }
+    rows: list[Row] = []
+    for i in range(4000):
+        metric = str(rng.choice(["latency_ms", "memory_bytes", *choices]))
+        if metric in choices:
+            value = float(rng.choice(choices[metric]))
+        else:
+            value = float(rng.lognormal(0, 2))
+        ts = T0 + round(i * 0.015, 1) + float(rng.choice([0.0, -0.5]))  # ties in event time
+        # a few services get more points a window than the sample holds
+        rows.append((f"svc{int(rng.integers(0, 60 if i % 3 else 3))}", metric, ts, value))
+    recs = records(rows)
+    held = feed(PartitionWindows(CFG), recs, 250)
+    monkeypatch.setattr(windows, "PENDING_POINTS", 0)  # every batch goes into cells at once
+    from_cells = feed(PartitionWindows(CFG), recs, 250)
+    assert held and [w.model_dump() for w in held] == [w.model_dump() for w in from_cells]
+    sums = [s.sum for w in held for s in w.series]
+    assert max(sums) == 1.7976931348623157e308 and min(sums) == -1.7976931348623157e308
+    counts = [s.count for w in held for s in w.series]
+    assert min(counts) <= CFG.sample_size < max(counts)  # both kinds of series were closed
