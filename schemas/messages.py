@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cached_property
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -180,11 +181,22 @@ class WindowAggregate(Message):
 
     def get(self, metric: str, labels: dict[str, str] | None = None) -> SeriesAggregate | None:
         """The series for ``metric`` (unlabelled unless ``labels`` is given), if present."""
-        want = labels or {}
+        if not labels:
+            return self._unlabelled.get(metric)
         for s in self.series:
-            if s.metric == metric and s.labels == want:
+            if s.metric == metric and s.labels == labels:
                 return s
         return None
+
+    @cached_property
+    def _unlabelled(self) -> dict[str, SeriesAggregate]:
+        """Each metric's unlabelled series (the first, should a window hold two), found once:
+        the models read a window's metrics by name many times."""
+        found: dict[str, SeriesAggregate] = {}
+        for s in self.series:
+            if not s.labels:
+                found.setdefault(s.metric, s)
+        return found
 
 
 class Breach(Message):

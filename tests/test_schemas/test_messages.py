@@ -150,3 +150,25 @@ def test_diagnosis_probabilities_must_name_the_areas_causes() -> None:
         "attribution_sparsity": 0.1, "window_end": NOW,
     }  # fmt: skip
     rejects(Diagnosis, diag, "probabilities", "network")
+
+
+def test_a_window_finds_a_series_by_metric_and_labels() -> None:
+    from schemas.messages import WindowAggregate
+
+    def series(metric: str, value: float, **labels: str) -> dict[str, object]:
+        return {"metric": metric, "labels": labels, "count": 1, "sum": value, "min": value,
+                "max": value, "mean": value, "last": value, "p50": value, "p95": value,
+                "p99": value}  # fmt: skip
+
+    rows = [series("latency_ms", 1.0, route="/a"), series("latency_ms", 2.0),
+            series("latency_ms", 3.0), series("cpu_util", 0.5)]  # fmt: skip
+    window = WindowAggregate.model_validate(
+        {"window_id": "api:0", "service": "api", "start": 0.0, "end": 10.0, "series": rows}
+    )
+    found = window.get("latency_ms")
+    assert found is not None and found.p95 == 2.0  # the unlabelled one, the first of two
+    labelled = window.get("latency_ms", {"route": "/a"})
+    assert labelled is not None and labelled.p95 == 1.0
+    assert window.get("latency_ms", {"route": "/b"}) is None and window.get("memory") is None
+    assert window == WindowAggregate.model_validate_json(window.model_dump_json())
+    assert "_unlabelled" not in window.model_dump_json()
