@@ -70,13 +70,15 @@ class TopicsConfig(_Section):
 
 
 class IngestConfig(_Section):
-    """Limits for metric input; anything outside goes to the dead-letter topic."""
+    """Limits for metric input; anything outside goes to the dead-letter topic. Names and
+    labels can be held tighter than the window messages allow, not looser: a window is built
+    from them without checking them again."""
 
     min_ts: float = 946_684_800.0  # 2000-01-01T00:00:00Z
     max_future_s: float = Field(3600.0, ge=0)
-    max_name_length: int = Field(128, ge=1)
-    max_labels: int = Field(16, ge=0)
-    max_label_length: int = Field(128, ge=1)
+    max_name_length: int = Field(128, ge=1, le=128)
+    max_labels: int = Field(16, ge=0, le=16)
+    max_label_length: int = Field(128, ge=1, le=128)
     max_batch_points: int = Field(100_000, ge=1)
 
 

@@ -191,7 +191,7 @@ def group_fields(
     counts: npt.NDArray[np.int64],
     alpha: float,
 ) -> list[dict[str, Any]] | None:
-    """What :meth:`WindowCell.series_fields` gives (but ``metric`` and ``labels``) for each
+    """What :meth:`WindowCell.series_fields` gives (``metric`` and ``labels`` left None) for each
     consecutive group of points that is all of a closing cell and fits its sample (arrival
     order within a group), computed for all groups at once, without building the cells; None
     when the quantiles need each group's own sketch (see :func:`held_quantiles`).
@@ -200,8 +200,7 @@ def group_fields(
     >>> cell = WindowCell.empty(seed=1, alpha=0.01)
     >>> cell.add(values[:3], ts[:3], k=4)
     >>> fields = group_fields(values, ts, np.array([0, 3]), np.array([3, 1]), 0.01)
-    >>> fields[0] == {k: v for k, v in cell.series_fields("m", ()).items() if k not in
-    ...               ("metric", "labels")}
+    >>> fields[0] == {**cell.series_fields("m", ()), "metric": None, "labels": None}
     True
     """
     quantiles = QuantileSketch(alpha).group_quantiles(values, counts, QUANTILES)
@@ -219,6 +218,8 @@ def group_fields(
         total, mean = _sum_and_mean_of(sample)
         out.append(
             {
+                "metric": None,  # the caller's to name: keys in the schema's order
+                "labels": None,
                 "count": count,
                 "sum": total,
                 "min": low,

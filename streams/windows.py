@@ -48,10 +48,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationError
 
 from schemas.config import WindowsConfig
-from schemas.messages import WindowAggregate
+from schemas.messages import SCHEMA_VERSION, SeriesAggregate, WindowAggregate, unchecked
 from streams.cell_codec import decode_cells, encode_cells
 from streams.decode import DecodedBatch, SeriesKey
 from streams.sketch import QuantileSketch
@@ -70,6 +69,7 @@ STATE_VERSION = 1
 _MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
 _HEAD = struct.Struct("<I")
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
+MAX_NAME = 128  # the longest window id a window message takes
 Emit = Callable[[WindowAggregate], None]
 _FEW = 8  # groups of at most this many points are added in plain Python, not numpy
 PENDING_POINTS = 1 << 16  # points held unfolded before they are added to their cells
@@ -452,25 +452,26 @@ class PartitionWindows:
             if len(rows) > MAX_SERIES_PER_WINDOW:
                 self.dropped_series += len(rows) - MAX_SERIES_PER_WINDOW
                 rows = rows[:MAX_SERIES_PER_WINDOW]
-            try:
-                window = WindowAggregate.model_validate(
-                    {
-                        "window_id": window_id(service, start),
-                        "service": service,
-                        "start": start,
-                        "end": end,
-                        "series": [
-                            _named(finished.pop(sid), m, lab)
-                            if sid in finished
-                            else cells.pop(sid).series_fields(m, lab, quantiles_of.get(sid))
-                            for m, lab, sid in rows
-                        ],
-                    }
-                )
-            except ValidationError:  # e.g. a window ending beyond the schema's future limit
+            wid = window_id(service, start)
+            if len(wid) > MAX_NAME or not math.isfinite(end):  # what a window cannot carry
                 self.dropped_windows += 1
                 continue
-            yield window
+            series = [
+                unchecked(SeriesAggregate, _named(finished.pop(sid), m, lab))
+                if sid in finished
+                else unchecked(
+                    SeriesAggregate, cells.pop(sid).series_fields(m, lab, quantiles_of.get(sid))
+                )
+                for m, lab, sid in rows
+            ]
+            # the fields hold the schema as built: names and labels were validated as points
+            # came (IngestConfig's limits are the schema's at most), every number is finite
+            # (sums saturate), samples are at most WindowsConfig's 4,096 values
+            yield unchecked(
+                WindowAggregate,
+                {"schema_version": SCHEMA_VERSION, "window_id": wid, "service": service,
+                 "start": start, "end": end, "series": series},
+            )  # fmt: skip
 
     def _open_cells_at_most(self) -> int:
         """The open cells plus the (series, window) pairs of the held points, without adding

@@ -54,6 +54,13 @@ def flush(pw: PartitionWindows) -> list[WindowAggregate]:
     return pw.advance_idle(pw.last_wall + 10_000)
 
 
+def all_windows(recs: list[RawRecord], pw: PartitionWindows | None = None) -> list[WindowAggregate]:
+    """Every window of ``recs``: those they close, then the rest once the partition idles."""
+    pw = pw or PartitionWindows(CFG)
+    closed = pw.update(MetricDecoder().decode(recs, now=NOW), wall=NOW).closed
+    return closed + pw.advance_idle(NOW + 10_000)
+
+
 def test_aggregates_match_numpy() -> None:
     rows = random_rows(3000)
     pw = PartitionWindows(CFG)
@@ -393,3 +400,43 @@ def test_series_closed_without_cells_match_series_closed_from_cells(
     assert max(sums) == 1.7976931348623157e308 and min(sums) == -1.7976931348623157e308
     counts = [s.count for w in held for s in w.series]
     assert min(counts) <= CFG.sample_size < max(counts)  # both kinds of series were closed
+
+
+def test_windows_are_built_as_validation_would_build_them() -> None:
+    """Windows are built from the stage's own numbers without validating them again: each
+    equals the window that validating its fields gives, to its JSON, labels and extreme
+    values included, whether its series went through cells or not."""
+    rng = np.random.default_rng(11)
+    choices = {
+        "latency_ms": None,
+        "temperature_delta": [1e308, -1e308, 8.5e307],  # sums saturate
+        "queue_delta": [0.0, -2.5, 3.0, 0.1],
+    }
+    recs = []
+    for i in range(3000):
+        labels = {"route": f"/r{int(rng.integers(0, 3))}"} if i % 4 == 0 else {}
+        metric = list(choices)[i % 3]
+        picks = choices[metric]
+        value = float(rng.lognormal()) if picks is None else float(rng.choice(picks))
+        service = f"svc{i % 7}" if i % 3 else f"few{i % 150}"  # many points a window, few
+        body = {"service": service, "metric": metric, "value": value, "ts": T0 + i * 0.02,
+                "labels": labels}  # fmt: skip
+        recs.append(RawRecord(json.dumps(body).encode(), None, 0, i))
+    closed = all_windows(recs)
+    assert any(s.labels for w in closed for s in w.series)
+    counts = [s.count for w in closed for s in w.series]
+    assert min(counts) <= CFG.sample_size < max(counts)  # with cells, and without
+    assert max(s.sum for w in closed for s in w.series) == 1.7976931348623157e308
+    for window in closed:
+        validated = WindowAggregate.model_validate(window.model_dump())
+        assert window == validated
+        assert window.model_dump_json() == validated.model_dump_json()
+        assert all(type(v) is float for s in window.series for v in (s.sum, s.mean, s.p99))
+
+
+def test_a_window_whose_id_is_too_long_for_a_message_is_dropped_and_counted() -> None:
+    service = "s" * 128  # a name points may have; its window id is longer than a name
+    rows = [(service, "latency_ms", T0 + 1, 5.0), ("api", "latency_ms", T0 + 2, 6.0)]
+    pw = PartitionWindows(CFG)
+    closed = all_windows(records(rows), pw)
+    assert [w.service for w in closed] == ["api"] and pw.dropped_windows == 1
