@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from functools import cache, cached_property
+from functools import cache
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
@@ -224,20 +224,24 @@ class WindowAggregate(Message):
     def get(self, metric: str, labels: dict[str, str] | None = None) -> SeriesAggregate | None:
         """The series for ``metric`` (unlabelled unless ``labels`` is given), if present."""
         if not labels:
-            return self._unlabelled.get(metric)
+            return self._unlabelled().get(metric)
         for s in self.series:
             if s.metric == metric and s.labels == labels:
                 return s
         return None
 
-    @cached_property
     def _unlabelled(self) -> dict[str, SeriesAggregate]:
         """Each metric's unlabelled series (the first, should a window hold two), found once:
-        the models read a window's metrics by name many times."""
+        the models read a window's metrics by name many times. Kept with the series it was
+        built from, as a copy with other series keeps what it copied."""
+        held = self.__dict__.get("_by_metric")
+        if held is not None and held[0] is self.series:
+            return held[1]
         found: dict[str, SeriesAggregate] = {}
         for s in self.series:
             if not s.labels:
                 found.setdefault(s.metric, s)
+        self.__dict__["_by_metric"] = (self.series, found)
         return found
 
 

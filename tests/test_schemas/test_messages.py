@@ -171,4 +171,7 @@ def test_a_window_finds_a_series_by_metric_and_labels() -> None:
     assert labelled is not None and labelled.p95 == 1.0
     assert window.get("latency_ms", {"route": "/b"}) is None and window.get("memory") is None
     assert window == WindowAggregate.model_validate_json(window.model_dump_json())
-    assert "_unlabelled" not in window.model_dump_json()
+    assert "_by_metric" not in window.model_dump_json()
+    other = window.model_copy(update={"series": window.series[2:]})
+    copied = other.get("latency_ms")
+    assert copied is not None and copied.p95 == 3.0  # not what the original found
