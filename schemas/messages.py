@@ -153,6 +153,7 @@ class DeadLetter(Message):
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_new, _set = object.__new__, object.__setattr__
 
 
 @cache
@@ -189,9 +190,6 @@ def unchecked(model: type[_Model], fields: dict[str, Any]) -> _Model:
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
-
-
-_new, _set = object.__new__, object.__setattr__
 
 
 class SeriesAggregate(BaseModel):
