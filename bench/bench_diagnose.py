@@ -102,14 +102,17 @@ def _run(make: Callable[[str], CauseClassifier], area: str, labels: int, seed: i
 
 
 def selection_table(labels: int, seeds: int) -> None:
+    def river(model: str) -> Callable[[str], CauseClassifier]:
+        return lambda area: RiverCauseClassifier(causes_of(area), model)
+
     candidates: dict[str, Callable[[str], CauseClassifier]] = {
-        **{m: (lambda a, m=m: RiverCauseClassifier(causes_of(a), m)) for m in MODELS},
+        **{m: river(m) for m in MODELS},
         "torch": lambda a: TorchCauseClassifier(causes_of(a)),
     }
     print(f"\nriver model choice: {labels} labels, abrupt drift, {AFTER_DRIFT} more labels;")
     print(f"means over {len(AREAS)} areas x {seeds} seeds (accuracies test-then-train)")
-    head = ("model", "acc first", f"acc {SHORT} pre-drift", f"min acc{SHORT} post", "labels to 85%")
-    head += ("acc last 100", "learn ms")
+    head = ("model", "acc first", f"acc {SHORT} pre-drift", f"min acc{SHORT} post", "labels to 85%",
+            "acc last 100", "learn ms")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name, make in candidates.items():

@@ -107,16 +107,18 @@ def messages(
                 for s in range(services):
                     for m in METRICS:
                         v = round(float(rng.lognormal(0, 0.3)) * _scale(m), 3)
-                        body = {"service": f"svc-{s:04d}", "metric": m, "value": v,
+                        service = f"svc-{s:04d}"
+                        body = {"service": service, "metric": m, "value": v,
                                 "ts": float(ts[i])}  # fmt: skip
-                        out.append((body["service"].encode(), json.dumps(body).encode()))
+                        out.append((service.encode(), json.dumps(body).encode()))
         else:
             for s in range(services):
                 for m in METRICS:
                     values = np.round(rng.lognormal(0, 0.3, per_series) * _scale(m), 3)
-                    body = {"service": f"svc-{s:04d}", "metric": m, "ts": ts.tolist(),
+                    service = f"svc-{s:04d}"
+                    body = {"service": service, "metric": m, "ts": ts.tolist(),
                             "values": values.tolist()}  # fmt: skip
-                    out.append((body["service"].encode(), json.dumps(body).encode()))
+                    out.append((service.encode(), json.dumps(body).encode()))
     end = T0 + rounds * length_s + length_s  # closes every window
     for p in range(64):
         tick = {"service": f"tick-{p}", "metric": "queue_depth", "value": 0, "ts": end}
