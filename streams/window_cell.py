@@ -165,13 +165,19 @@ def sum_and_mean(exact: int, count: int) -> tuple[float, float]:
     >>> sum_and_mean(exact_of(1e308) * 2, 2)
     (1.7976931348623157e+308, 1e+308)
     """
-    try:
-        total = exact / _EXACT_UNIT
-    except OverflowError:
-        total = sys.float_info.max if exact > 0 else -sys.float_info.max
+    total = rounded_sum(exact)
     if abs(total) == sys.float_info.max:
         return total, exact / (count * _EXACT_UNIT)
     return total, total / count
+
+
+def rounded_sum(exact: int) -> float:
+    """An exact sum (units of 2**-1074) rounded once; beyond the float range (finite values
+    can add up past it) saturated at the largest float of its sign."""
+    try:
+        return exact / _EXACT_UNIT
+    except OverflowError:
+        return sys.float_info.max if exact > 0 else -sys.float_info.max
 
 
 def last_positions(
@@ -390,20 +396,12 @@ class WindowCell:
         >>> cell.sum, cell.mean
         (1.7976931348623157e+308, 1e+308)
         """
-        m, scale = self.sum_m, self.sum_scale
-        try:
-            return m / (1 << scale) if scale >= 0 else float(m << -scale)
-        except OverflowError:
-            return sys.float_info.max if m > 0 else -sys.float_info.max
+        return rounded_sum(self.exact_sum)
 
     @property
     def mean(self) -> float:
         """The mean of the values (exact before rounding when the sum saturates)."""
-        total = self.sum
-        if abs(total) == sys.float_info.max:
-            m, scale = self.sum_m, self.sum_scale
-            return m / (self.count << scale) if scale >= 0 else (m << -scale) / self.count
-        return total / self.count
+        return sum_and_mean(self.exact_sum, self.count)[1]
 
     def add(self, values: npt.NDArray[np.float64], ts: npt.NDArray[np.float64], k: int) -> None:
         """Add points in arrival order (a convenience for tests; the window stage uses
