@@ -7,6 +7,5 @@ COPY streams streams
 COPY models models
 COPY actions actions
 COPY perfloop perfloop
-COPY scenarios scenarios
 RUN pip install --no-cache-dir . && mkdir -p /var/lib/perfloop
 ENTRYPOINT ["perfloop"]

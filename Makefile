@@ -29,11 +29,10 @@ worker: kafka-up
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/mypy bench
+	$(BIN)/python tools/typecheck.py bench
 
 test: lint kafka-up
-	$(BIN)/python -m pytest
+	$(BIN)/pytest
 
 bench: kafka-up
 	$(BIN)/python bench/bench_core.py

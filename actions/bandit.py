@@ -33,7 +33,7 @@ from typing import Literal
 
 import numpy as np
 
-from schemas.vocabulary import remedies_of
+from perfloop.schemas.vocabulary import remedies_of
 
 RankMode = Literal["thompson", "mean"]
 _FORMAT = 1

@@ -1,7 +1,7 @@
 """The catalog of remedies: the single source of truth for what an executor may be asked to do.
 
-Each of the 45 remedies of the five flowcharts (:data:`schemas.vocabulary.REMEDY_TREE`) is a
-:class:`Remedy` with its description, declared parameters and the metric it is expected to
+Each of the 45 remedies of the five flowcharts (:data:`perfloop.schemas.vocabulary.REMEDY_TREE`) is
+a :class:`Remedy` with its description, declared parameters and the metric it is expected to
 move. The documentation table is generated from here (:func:`markdown_table`).
 
 >>> len(CATALOG)
@@ -13,7 +13,7 @@ move. The documentation table is generated from here (:func:`markdown_table`).
 >>> validate_params("memory", "cache", "reduce_ttl", {"factor": 2})
 Traceback (most recent call last):
 ...
-actions.params.ParamError: memory/cache/reduce_ttl params.factor: 2 is above the upper bound 1.0
+perfloop.actions.params.ParamError: memory/cache/reduce_ttl params.factor: 2 is above the upper ...
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from actions.params import ParamError, ParamSpec, Value, check_params
-from schemas.vocabulary import REMEDY_TREE
+from perfloop.actions.params import ParamError, ParamSpec, Value, check_params
+from perfloop.schemas.vocabulary import REMEDY_TREE
 
 #: The devices an accelerator remedy may name ("MPS" in the flowcharts).
 DEVICES: Final[tuple[str, ...]] = ("mps", "cuda", "xpu", "cpu")

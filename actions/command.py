@@ -8,7 +8,7 @@ exactly one argument. The program runs with ``shell=False`` and a timeout; strin
 are passed only if they are one of the catalog's enum values.
 
 >>> template = ["/usr/bin/tool", "--remedy", "{remedy}", "--factor", "{param:factor}"]
->>> from actions.handlers import _example_command
+>>> from perfloop.actions.handlers import _example_command
 >>> render_argv(template, _example_command())
 ['/usr/bin/tool', '--remedy', 'reduce_ttl', '--factor', '0.5']
 >>> check_template("default", ["/usr/bin/tool", "--factor={param:factor}"])
@@ -23,8 +23,8 @@ import re
 import subprocess
 from collections.abc import Mapping
 
-from actions.catalog import remedy as catalog_remedy
-from schemas.messages import ActionCommand
+from perfloop.actions.catalog import remedy as catalog_remedy
+from perfloop.schemas.messages import ActionCommand
 
 FIELDS = ("action_id", "incident_id", "service", "area", "cause", "remedy", "attempt",
           "device", "dry_run")  # fmt: skip

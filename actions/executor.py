@@ -1,7 +1,7 @@
 """The executor service: consume signed commands, apply them once, report every outcome.
 
 A kafka-python consumer in group ``executor.group`` reads the actions topic with
-auto-commit off. Each message goes through :class:`~actions.runner.CommandRunner`; its
+auto-commit off. Each message goes through :class:`~perfloop.actions.runner.CommandRunner`; its
 :class:`ActionResult` is produced to the action-results topic (keyed by service) and flushed,
 and only then is the message's offset committed: at-least-once delivery, made
 effectively-once by the sqlite dedupe store in ``executor.state_dir``.
@@ -11,7 +11,7 @@ At start-up, commands that were running when a previous process died are reporte
 SIGTERM or SIGINT (or the ``stop`` event) stops polling; the command in flight finishes
 (bounded by ``handler_timeout_s``), its offset is committed, and the clients close.
 
-Run it with ``perfloop executor`` or ``python -m actions.executor`` (configuration from
+Run it with ``perfloop executor`` or ``python -m perfloop.actions.executor`` (configuration from
 ``PERFLOOP_CONFIG`` and ``PERFLOOP_*``; keys from ``PERFLOOP_ACTION_KEY``); tests and
 embedders use :func:`run_executor` with a ``stop`` event, or :func:`start_in_thread`.
 """
@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 
-from actions.handlers import Handler, build_handlers
-from actions.kafka_clients import (
+from perfloop.actions.handlers import Handler, build_handlers
+from perfloop.actions.kafka_clients import (
     CommitFailedError,
     KafkaConsumer,
     KafkaError,
@@ -37,11 +37,11 @@ from actions.kafka_clients import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from actions.runner import CommandRunner
-from actions.signing import Keyring
-from actions.store import ActionStore
-from schemas.config import PerfloopConfig, load_config
-from schemas.messages import ActionResult
+from perfloop.actions.runner import CommandRunner
+from perfloop.actions.signing import Keyring
+from perfloop.actions.store import ActionStore
+from perfloop.schemas.config import PerfloopConfig, load_config
+from perfloop.schemas.messages import ActionResult
 
 log = logging.getLogger("perfloop.executor")
 
@@ -200,7 +200,7 @@ def _on_signals(stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m actions.executor [config.toml]``."""
+    """Entry point: ``python -m perfloop.actions.executor [config.toml]``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = list(argv or [])
     config = load_config(args[0] if args else None)

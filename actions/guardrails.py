@@ -5,7 +5,7 @@
 - a circuit breaker: at most N remedies per service per hour and M per minute overall; past
   either limit the planner escalates to a person instead of acting.
 
->>> from schemas.config import PlannerConfig
+>>> from perfloop.schemas.config import PlannerConfig
 >>> rails = Guardrails(PlannerConfig(cooldown_s=30, max_per_service_per_hour=2))
 >>> rails.check("checkout", "memory", now=1000.0) is None
 True
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from schemas.config import PlannerConfig
+from perfloop.schemas.config import PlannerConfig
 
 HOUR_S = 3600.0
 MINUTE_S = 60.0

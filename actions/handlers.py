@@ -2,8 +2,8 @@
 
 A handler is a :class:`Handler` (``name`` and ``apply(command) -> detail``, raising on
 failure). Which handler runs a command is the executor's configuration, never the message's
-(:func:`handler_name_for`). Built-in: ``log`` (here), ``webhook`` (:mod:`actions.webhook`),
-``command`` (:mod:`actions.command`); others are plugins in the ``perfloop.handlers``
+(:func:`handler_name_for`). Built-in: ``log`` (here), ``webhook`` (:mod:`perfloop.actions.webhook`),
+``command`` (:mod:`perfloop.actions.command`); others are plugins in the ``perfloop.handlers``
 entry-point group, each a callable taking the :class:`ExecutorConfig` and returning a handler.
 
 >>> recorder = RecordingHandler()
@@ -22,8 +22,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from schemas.config import ExecutorConfig
-from schemas.messages import ActionCommand
+from perfloop.schemas.config import ExecutorConfig
+from perfloop.schemas.messages import ActionCommand
 
 PLUGIN_GROUP = "perfloop.handlers"
 BUILTIN = ("log", "webhook", "command")
@@ -106,8 +106,8 @@ def build_handlers(
     ``extra`` supplies ready handler objects by name (tests, embedding). An unknown name is
     a ``ValueError`` naming the configuration field.
     """
-    from actions.command import CommandHandler  # local: keep each handler module optional
-    from actions.webhook import WebhookHandler
+    from perfloop.actions.command import CommandHandler  # local: keep each handler module optional
+    from perfloop.actions.webhook import WebhookHandler
 
     extra = dict(extra or {})
     wanted = {"log", config.default_handler, *config.handlers.values()}
@@ -147,7 +147,7 @@ def load_plugin(name: str, config: ExecutorConfig) -> Handler:
 
 
 def _example_command() -> ActionCommand:
-    from actions.signing import Keyring, build_command
+    from perfloop.actions.signing import Keyring, build_command
 
     return build_command(
         incident_id="inc-1", service="api", area="memory", cause="cache", remedy="reduce_ttl",

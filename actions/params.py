@@ -9,7 +9,7 @@ chosen from an enum. Anything else is refused with an error naming the parameter
 >>> factor.check(0)
 Traceback (most recent call last):
 ...
-actions.params.ParamError: factor: 0 is not above the lower bound 0.0
+perfloop.actions.params.ParamError: factor: 0 is not above the lower bound 0.0
 >>> factor.describe()
 'float in (0.0, 1.0], default 0.5'
 """
@@ -126,7 +126,7 @@ def check_params(
     >>> check_params(specs, {"size": 3})
     Traceback (most recent call last):
     ...
-    actions.params.ParamError: params.size: unknown parameter (=3); known: delta
+    perfloop.actions.params.ParamError: params.size: unknown parameter (=3); known: delta
     """
     known = {spec.name: spec for spec in specs}
     for name, value in params.items():

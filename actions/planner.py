@@ -1,15 +1,16 @@
 """Choosing the next remedy for an incident: pure logic, no Kafka.
 
 Causes are tried most probable first (ties in flowchart order); within a cause, remedies not
-yet tried in this incident are ranked by :class:`~actions.bandit.RemedyBandit`. When a
+yet tried in this incident are ranked by :class:`~perfloop.actions.bandit.RemedyBandit`. When a
 cause's remedies are exhausted the next cause follows; when every remedy of the area has
 been tried, or ``max_attempts`` is reached, the planner escalates. The guardrails
-(:mod:`actions.guardrails`) may turn an action into a :class:`Wait` or an :class:`Escalate`.
+(:mod:`perfloop.actions.guardrails`) may turn an action into a :class:`Wait` or an
+:class:`Escalate`.
 
 A returned :class:`Act` counts as issued: the guardrails record it at once, so the caller
 only has to send the command, then call :meth:`Planner.settled` when its outcome is known.
 
->>> from schemas.config import PlannerConfig
+>>> from perfloop.schemas.config import PlannerConfig
 >>> planner = Planner(PlannerConfig(cooldown_s=0))
 >>> probs = {"cache": 0.7, "model": 0.2, "workers": 0.1}
 >>> act = planner.decide(incident_id="inc-1", service="api", area="memory",
@@ -28,15 +29,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from actions.bandit import RemedyBandit
-from actions.catalog import remedy as catalog_remedy
-from actions.catalog import validate_params
-from actions.guardrails import Escalate, Guardrails, Wait
-from actions.params import Value
-from actions.signing import Keyring, build_command
-from schemas.config import PlannerConfig
-from schemas.messages import ActionCommand, Diagnosis
-from schemas.vocabulary import causes_of, remedies_of
+from perfloop.actions.bandit import RemedyBandit
+from perfloop.actions.catalog import remedy as catalog_remedy
+from perfloop.actions.catalog import validate_params
+from perfloop.actions.guardrails import Escalate, Guardrails, Wait
+from perfloop.actions.params import Value
+from perfloop.actions.signing import Keyring, build_command
+from perfloop.schemas.config import PlannerConfig
+from perfloop.schemas.messages import ActionCommand, Diagnosis
+from perfloop.schemas.vocabulary import causes_of, remedies_of
 
 __all__ = ["Act", "Attempt", "Decision", "Escalate", "Planner", "Wait", "command_for"]
 

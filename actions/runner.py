@@ -23,13 +23,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from actions.catalog import DEVICES, remedy, validate_params
-from actions.handlers import Handler, handler_name_for
-from actions.params import ParamError
-from actions.signing import Keyring, check_signature, expiry_reason
-from actions.store import ActionStore, StoredAction
-from schemas.config import ExecutorConfig
-from schemas.messages import ActionCommand, ActionResult
+from perfloop.actions.catalog import DEVICES, remedy, validate_params
+from perfloop.actions.handlers import Handler, handler_name_for
+from perfloop.actions.params import ParamError
+from perfloop.actions.signing import Keyring, check_signature, expiry_reason
+from perfloop.actions.store import ActionStore, StoredAction
+from perfloop.schemas.config import ExecutorConfig
+from perfloop.schemas.messages import ActionCommand, ActionResult
 
 INTERRUPTED = "interrupted; not re-run (the handler may have run before the executor stopped)"
 _NAME = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")

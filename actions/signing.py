@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actions.catalog import DEVICES, remedy, validate_params
-from schemas.messages import ActionCommand
+from perfloop.actions.catalog import DEVICES, remedy, validate_params
+from perfloop.schemas.messages import ActionCommand
 
 ENV_KEY = "PERFLOOP_ACTION_KEY"
 DEFAULT_KEY_ID = "default"

@@ -3,7 +3,7 @@
 One sqlite row per ``action_id``: written ``started`` (committed to disk) *before* the
 handler runs, ``done`` with the result after it, and ``reported`` once the result is on the
 results topic. A row still ``started`` after a crash means the handler may have run: it is
-never re-run blindly (see :mod:`actions.executor`).
+never re-run blindly (see :mod:`perfloop.actions.executor`).
 
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from schemas.messages import ActionCommand
+from perfloop.schemas.messages import ActionCommand
 
 _SETTINGS = ("backoff_s", "headers", "retries", "timeout_s", "url")
 

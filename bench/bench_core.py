@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.config import DetectionConfig, WindowsConfig
-from schemas.vocabulary import NON_NEGATIVE_METRICS
-from streams.decode import MetricDecoder, RawRecord
-from streams.detect import Detector
-from streams.windows import PartitionWindows
+from perfloop.schemas.config import DetectionConfig, WindowsConfig
+from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS
+from perfloop.streams.decode import MetricDecoder, RawRecord
+from perfloop.streams.detect import Detector
+from perfloop.streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
 NOW = T0 + 1e6

@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.base import CauseClassifier  # noqa: E402
-from models.diagnoser import Diagnoser  # noqa: E402
-from models.river_model import MODELS, RiverCauseClassifier  # noqa: E402
-from models.synthetic import labelled_stream, synthetic_breach, synthetic_history  # noqa: E402
-from models.torch_model import TorchCauseClassifier  # noqa: E402
-from schemas.config import DiagnosisConfig  # noqa: E402
-from schemas.vocabulary import AREAS, causes_of  # noqa: E402
+from perfloop.models.base import CauseClassifier  # noqa: E402
+from perfloop.models.diagnoser import Diagnoser  # noqa: E402
+from perfloop.models.river_model import MODELS, RiverCauseClassifier  # noqa: E402
+from perfloop.models.synthetic import labelled_stream, synthetic_breach, synthetic_history  # noqa: E402
+from perfloop.models.torch_model import TorchCauseClassifier  # noqa: E402
+from perfloop.schemas.config import DiagnosisConfig  # noqa: E402
+from perfloop.schemas.vocabulary import AREAS, causes_of  # noqa: E402
 
 AFTER_DRIFT = 300
 SHORT = 50

@@ -1,5 +1,5 @@
 """Benchmark of learning in the closed loop: the whole loop in one process on the repeated
-faults of ``scenarios/learning.toml``, no Kafka, in simulated event time.
+faults of ``learning``, no Kafka, in simulated event time.
 
 Run: ``python bench/bench_learning.py [--scenario F] [--seed N] [--seeds K]``.
 

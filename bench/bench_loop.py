@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from actions.planner import Planner
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig
-from schemas.messages import SeriesAggregate, WindowAggregate
-from streams.incident import ServiceBook, WindowArchive
-from streams.loop import Loop
+from perfloop.actions.planner import Planner
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import SeriesAggregate, WindowAggregate
+from perfloop.streams.incident import ServiceBook, WindowArchive
+from perfloop.streams.loop import Loop
 
 T0 = 1_760_000_000.0
 SCALE = {

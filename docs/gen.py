@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actions.catalog import markdown_table
-from schemas.config_reference import reference_markdown
+from perfloop.actions.catalog import markdown_table
+from perfloop.schemas.config_reference import reference_markdown
 
 DOCS = Path(__file__).resolve().parent
 

@@ -3,15 +3,15 @@
 The entry point is :class:`Diagnoser`; the pieces are importable on their own.
 """
 
-from models.base import CauseClassifier
-from models.diagnoser import Diagnoser, diagnosis_id
-from models.ensemble import AccuracyWeightedEnsemble
-from models.explain import attribution_entropy, attribution_sparsity, top_features
-from models.features import conform, extract_features, feature_names
-from models.prior import RulePrior
-from models.quality import PrequentialAccuracy
-from models.river_model import RiverCauseClassifier
-from models.torch_model import TorchCauseClassifier
+from perfloop.models.base import CauseClassifier
+from perfloop.models.diagnoser import Diagnoser, diagnosis_id
+from perfloop.models.ensemble import AccuracyWeightedEnsemble
+from perfloop.models.explain import attribution_entropy, attribution_sparsity, top_features
+from perfloop.models.features import conform, extract_features, feature_names
+from perfloop.models.prior import RulePrior
+from perfloop.models.quality import PrequentialAccuracy
+from perfloop.models.river_model import RiverCauseClassifier
+from perfloop.models.torch_model import TorchCauseClassifier
 
 __all__ = [
     "AccuracyWeightedEnsemble",

@@ -1,11 +1,11 @@
 """The diagnoser: one prior and one learnt ensemble per area, from breach to diagnosis.
 
 ``diagnose`` turns a breach and the service's recent windows into a
-:class:`~schemas.messages.Diagnosis`: features (kept in the diagnosis, so the loop can learn
-from them later), class probabilities, the decider, the top attributions and their entropy
+:class:`~perfloop.schemas.messages.Diagnosis`: features (kept in the diagnosis, so the loop can
+learn from them later), class probabilities, the decider, the top attributions and their entropy
 and sparsity, and the area's prequential accuracy. Until an area has
-``DiagnosisConfig.min_labels`` labels the rule prior (:mod:`models.prior`) decides; then
-the ensemble of a river and a torch classifier (:mod:`models.ensemble`) does.
+``DiagnosisConfig.min_labels`` labels the rule prior (:mod:`perfloop.models.prior`) decides; then
+the ensemble of a river and a torch classifier (:mod:`perfloop.models.ensemble`) does.
 
 ``learn_label`` learns each incident once: a second label for the same incident id is
 ignored (the most recent ``remember`` ids are kept). Prequential accuracy is test-then-train
@@ -13,8 +13,8 @@ on the labels: the decision the diagnoser would make on the label's features, ju
 learning them.
 
 >>> import random
->>> from models.synthetic import synthetic_history
->>> from schemas.messages import Breach
+>>> from perfloop.models.synthetic import synthetic_history
+>>> from perfloop.schemas.messages import Breach
 >>> history = synthetic_history("memory", "model", random.Random(0))
 >>> breach = Breach(breach_id="b1", service="svc", area="memory", signal="memory_bytes",
 ...     observed=4e10, threshold=3.36e10, direction="above", window_start=history[-1].start,
@@ -33,17 +33,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from models.base import CauseClassifier, Features
-from models.ensemble import AccuracyWeightedEnsemble
-from models.explain import attribution_entropy, attribution_sparsity, top_features
-from models.features import conform, extract_features
-from models.prior import RulePrior
-from models.quality import PrequentialAccuracy
-from models.river_model import RiverCauseClassifier
-from models.torch_model import TorchCauseClassifier
-from schemas.config import DiagnosisConfig
-from schemas.messages import Breach, Diagnosis, WindowAggregate
-from schemas.vocabulary import AREAS, causes_of
+from perfloop.models.base import CauseClassifier, Features
+from perfloop.models.ensemble import AccuracyWeightedEnsemble
+from perfloop.models.explain import attribution_entropy, attribution_sparsity, top_features
+from perfloop.models.features import conform, extract_features
+from perfloop.models.prior import RulePrior
+from perfloop.models.quality import PrequentialAccuracy
+from perfloop.models.river_model import RiverCauseClassifier
+from perfloop.models.torch_model import TorchCauseClassifier
+from perfloop.schemas.config import DiagnosisConfig
+from perfloop.schemas.messages import Breach, Diagnosis, WindowAggregate
+from perfloop.schemas.vocabulary import AREAS, causes_of
 
 MAX_NAME = 128
 MEMBERS = ("river", "torch")

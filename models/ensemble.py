@@ -10,7 +10,7 @@ total when there is one (it effectively decided alone), else ``"ensemble"``. A l
 attribution is its own; a combined attribution is the weighted sum of the members'
 attributions, each first scaled to an L1 norm of 1 (members attribute in different units).
 
->>> from models.base import ConstantClassifier
+>>> from perfloop.models.base import ConstantClassifier
 >>> members = {"river": ConstantClassifier("ab"), "torch": ConstantClassifier("ab")}
 >>> e = AccuracyWeightedEnsemble(members)
 >>> e.decide({"x": 1.0})[1]
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from models.base import CauseClassifier, Features, normalize
-from models.quality import PrequentialAccuracy
+from perfloop.models.base import CauseClassifier, Features, normalize
+from perfloop.models.quality import PrequentialAccuracy
 
 EPSILON = 1e-3
 

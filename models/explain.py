@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from schemas.messages import FeatureAttribution
+from perfloop.schemas.messages import FeatureAttribution
 
 SPARSITY_RELATIVE = 0.01
 

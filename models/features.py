@@ -4,13 +4,13 @@
 last one being the breach window, and returns a flat ``dict[str, float]`` whose keys are
 always :func:`feature_names` ``(area)``, in that order:
 
-- for each signal ``s`` of the area (see :data:`models.signals.SIGNALS`):
+- for each signal ``s`` of the area (see :data:`perfloop.models.signals.SIGNALS`):
   ``s`` (level in the breach window), ``s_delta`` (breach window minus the window before),
   ``s_growth`` (relative change per window from the oldest window to the breach window,
   clipped to [-10, 10]) and ``s_missing`` (1 when the breach window lacks it);
 - for each cause ``c``: ``share_c`` (its component over the whole in the breach window) and
   ``share_c_delta`` (change of that share from the window before);
-- for each *other* area ``o``: ``ctx_o`` (:func:`models.signals.context_signal`) and
+- for each *other* area ``o``: ``ctx_o`` (:func:`perfloop.models.signals.context_signal`) and
   ``ctx_o_missing``.
 
 Missing values are imputed (carried forward from earlier windows, else back from later
@@ -31,9 +31,9 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-from models.signals import SIGNALS, breakdown, context_signal, window_signals
-from schemas.messages import WindowAggregate
-from schemas.vocabulary import AREAS, causes_of
+from perfloop.models.signals import SIGNALS, breakdown, context_signal, window_signals
+from perfloop.schemas.messages import WindowAggregate
+from perfloop.schemas.vocabulary import AREAS, causes_of
 
 #: Bounds of every feature value (keeps extreme inputs from swamping a model).
 GROWTH_LIMIT = 10.0

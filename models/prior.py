@@ -2,7 +2,7 @@
 
 The prior blames the cause whose component has the **largest share** of the whole in the
 breach window (cache/model/workers bytes over memory in use, processing/network/database
-time over latency, ...; see :mod:`models.signals`). Its probabilities are the shares plus a
+time over latency, ...; see :mod:`perfloop.models.signals`). Its probabilities are the shares plus a
 small smoothing, normalized. When no share is known (every component missing or the whole
 is zero) it falls back to the component with the **largest growth**, and when that is flat
 too, to the first cause in flowchart order.
@@ -10,7 +10,7 @@ too, to the first cause in flowchart order.
 Its attribution for a share (or growth) feature is that value's distance from an even
 split among the causes; every other feature gets 0.
 
->>> from models.features import feature_names
+>>> from perfloop.models.features import feature_names
 >>> x = dict.fromkeys(feature_names("latency"), 0.0)
 >>> x.update(share_processing=0.2, share_network=0.5, share_database=0.3)
 >>> prior = RulePrior("latency")
@@ -22,9 +22,9 @@ split among the causes; every other feature gets 0.
 
 from __future__ import annotations
 
-from models.base import Features, normalize
-from models.signals import COMPONENTS
-from schemas.vocabulary import causes_of
+from perfloop.models.base import Features, normalize
+from perfloop.models.signals import COMPONENTS
+from perfloop.schemas.vocabulary import causes_of
 
 SMOOTHING = 0.05
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from river import compose, forest, linear_model, multiclass, optim, preprocessing, tree
 
-from models.base import Features, normalize
+from perfloop.models.base import Features, normalize
 
 MODELS = ("softmax", "ovr", "hat", "arf")
 BIAS = "intercept"
@@ -63,7 +63,8 @@ def _learner(model: str, seed: int, learning_rate: float) -> Any:
 
 
 class RiverCauseClassifier:
-    """A river pipeline over one area's causes, speaking :class:`models.base.CauseClassifier`."""
+    """A river pipeline over one area's causes, speaking
+    :class:`perfloop.models.base.CauseClassifier`."""
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """The per-window signals of each area: what a window aggregate says about one area.
 
-A *signal* is one number read from one :class:`~schemas.messages.WindowAggregate` (or
+A *signal* is one number read from one :class:`~perfloop.schemas.messages.WindowAggregate` (or
 ``None`` when the window does not carry it). Each area has a fixed, ordered set of signals
 and a *breakdown*: for each cause, the signal that measures that cause's part of the
 problem, and the whole those parts are shares of.
@@ -20,7 +20,7 @@ Trigger signals use the detector's statistic (max ``memory_bytes``, p95 ``latenc
 mean ``throughput_rps``, hit rate from summed hits and misses); every other series is read
 as its mean, counters (cache) as their sum over the window.
 
->>> from models.synthetic import synthetic_history
+>>> from perfloop.models.synthetic import synthetic_history
 >>> import random
 >>> window = synthetic_history("memory", "cache", random.Random(0))[-1]
 >>> signals = window_signals("memory", window)
@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from schemas.config import DetectionConfig
-from schemas.messages import WindowAggregate
+from perfloop.schemas.config import DetectionConfig
+from perfloop.schemas.messages import WindowAggregate
 
 _DETECTION = DetectionConfig.model_validate({})
 #: The thresholds the attribution ratios and the context signals are relative to.

@@ -9,7 +9,7 @@ prior alone is not enough and a model has to learn.
 shows in the *next* cause's series (in flowchart order), as if the series had been renamed.
 
 >>> import random
->>> from models.features import extract_features
+>>> from perfloop.models.features import extract_features
 >>> history = synthetic_history("latency", "network", random.Random(1))
 >>> len(history), history[-1].service
 (4, 'svc')
@@ -24,9 +24,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from models.signals import ACCURACY_FIRE, ENTROPY_FIRE, SPARSITY_FIRE
-from schemas.messages import Breach, SeriesAggregate, WindowAggregate
-from schemas.vocabulary import TRIGGER_METRICS, causes_of
+from perfloop.models.signals import ACCURACY_FIRE, ENTROPY_FIRE, SPARSITY_FIRE
+from perfloop.schemas.messages import Breach, SeriesAggregate, WindowAggregate
+from perfloop.schemas.vocabulary import TRIGGER_METRICS, causes_of
 
 START_TS = 1_700_000_000.0
 COUNT = 10
@@ -182,7 +182,7 @@ def labelled_stream(
 ) -> list[tuple[dict[str, float], str]]:
     """``n`` (features, cause) pairs of ``area``, causes drawn uniformly; from label
     ``drift_at`` on, the stream follows ``concept=1``."""
-    from models.features import extract_features
+    from perfloop.models.features import extract_features
 
     rng = random.Random(seed)
     causes = causes_of(area)

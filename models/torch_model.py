@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from river import drift
 
-from models.base import Features, normalize
+from perfloop.models.base import Features, normalize
 
 torch.set_num_threads(1)
 

@@ -1,8 +1,8 @@
 """Client-side batching of metric points into columnar batch messages.
 
 Points are grouped by (service, metric, labels); a group becomes one
-:class:`schemas.messages.MetricBatch`-shaped message when it holds ``batch_size`` points, or
-when its first point has waited ``linger_s`` seconds. Nothing here knows about Kafka.
+:class:`perfloop.schemas.messages.MetricBatch`-shaped message when it holds ``batch_size`` points,
+or when its first point has waited ``linger_s`` seconds. Nothing here knows about Kafka.
 
 >>> b = MetricBatcher(batch_size=2, linger_s=5.0)
 >>> b.add("api", "latency_ms", 12.0, 1_700_000_000.0, {}, now=0.0)
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.messages import MAX_BATCH_POINTS
+from perfloop.schemas.messages import MAX_BATCH_POINTS
 
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 

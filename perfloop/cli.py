@@ -37,7 +37,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas_export(args: argparse.Namespace) -> int:
-    from schemas.export import export_json_schemas
+    from perfloop.schemas.export import export_json_schemas
 
     for path in export_json_schemas(args.dir):
         print(path)
@@ -45,8 +45,8 @@ def cmd_schemas_export(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from schemas.config import load_config
-    from streams.worker import run_worker
+    from perfloop.schemas.config import load_config
+    from perfloop.streams.worker import run_worker
 
     run_worker(load_config(args.config), loglevel=args.loglevel)
     return 0
@@ -55,8 +55,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_executor(args: argparse.Namespace) -> int:
     import logging
 
-    from actions.executor import run_executor
-    from schemas.config import load_config
+    from perfloop.actions.executor import run_executor
+    from perfloop.schemas.config import load_config
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
     run_executor(load_config(args.config))
@@ -65,7 +65,7 @@ def cmd_executor(args: argparse.Namespace) -> int:
 
 def _kafka_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a Kafka tool command; a Kafka error becomes a one-line message and exit code 2."""
-    from actions.kafka_clients import KafkaError
+    from perfloop.actions.kafka_clients import KafkaError
 
     try:
         return run(args)

@@ -22,12 +22,12 @@ from typing import Any
 
 from perfloop.broker.local import LocalKafka, can_list_topics
 from perfloop.demo_timeline import Timeline
-from perfloop.simulator.scenario import detection_overrides, load_scenario
+from perfloop.schemas.config import PerfloopConfig, TopicNames, load_config
+from perfloop.schemas.topics import create_missing_topics, topic_catalog
+from perfloop.simulator.scenario import BUNDLED, detection_overrides, load_scenario
 from perfloop.toml_out import to_toml
-from schemas.config import PerfloopConfig, TopicNames, load_config
-from schemas.topics import create_missing_topics, topic_catalog
 
-SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "all-areas.toml"
+SCENARIO = BUNDLED / "all-areas.toml"
 
 
 def demo_config(base: PerfloopConfig, run_id: str, state: Path, scenario: Any) -> dict[str, Any]:

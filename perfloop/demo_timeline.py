@@ -18,7 +18,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from schemas.config import TopicNames
+from perfloop.schemas.config import TopicNames
 
 
 class Timeline:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from schemas.config import TopicNames
-from schemas.vocabulary import TRIGGER_METRICS
+from perfloop.schemas.config import TopicNames
+from perfloop.schemas.vocabulary import TRIGGER_METRICS
 
 Formatter = Callable[[dict[str, Any], tzinfo | None], str]
 

@@ -62,7 +62,7 @@ def describe_start(start: Start) -> str:
 
 def partitions_of(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of ``topics``; a topic that does not exist is an error."""
-    from actions.kafka_clients import TopicPartition
+    from perfloop.actions.kafka_clients import TopicPartition
 
     found: list[TopicPartition] = []
     for topic in topics:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from perfloop.batching import MetricBatcher
-from schemas.messages import MetricPoint
+from perfloop.schemas.messages import MetricPoint
 
 #: ``send(topic, key, value)``: hands one message to Kafka (or to a test double).
 SendFn = Callable[[str, bytes, bytes], object]
@@ -33,7 +33,8 @@ class MetricProducer:
     ``linger_s`` seconds (a background thread sends lingering batches); ``flush()`` sends
     everything now, ``close()`` flushes and closes, and so does the end of a ``with`` block
     and, as a last resort, the interpreter's exit. Points are validated like
-    :class:`schemas.messages.MetricPoint`; a bad one raises ``ValueError`` naming the field.
+    :class:`perfloop.schemas.messages.MetricPoint`; a bad one raises ``ValueError`` naming the
+    field.
 
     ``send`` replaces the Kafka producer, e.g. with a list's ``append`` in a test:
 
@@ -77,7 +78,7 @@ class MetricProducer:
 
     def _kafka_send(self, topic: str, key: bytes, value: bytes) -> object:
         if self._producer is None:
-            from actions.kafka_clients import KafkaProducer
+            from perfloop.actions.kafka_clients import KafkaProducer
 
             self._producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=20,
@@ -221,7 +222,7 @@ def produce_lines(
 
 def run(args: argparse.Namespace) -> int:
     """``perfloop produce``: exit 1 when a line was bad (unless ``--allow-bad``) or lost."""
-    from schemas.config import load_config
+    from perfloop.schemas.config import load_config
 
     config = load_config()
     topic = args.topic or config.topics.names.metrics

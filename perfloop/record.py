@@ -72,7 +72,7 @@ def record_topics(
     poll_ms: int = 200,
 ) -> RecordSummary:
     """Record ``topics`` into ``path`` until ``stop`` is set or a bound is reached."""
-    from actions.kafka_clients import KafkaConsumer
+    from perfloop.actions.kafka_clients import KafkaConsumer
 
     if not topics:
         raise ValueError("topics: name at least one topic to record")
@@ -158,8 +158,8 @@ def _copy(
 def run(args: argparse.Namespace) -> int:
     """``perfloop record`` (see :func:`perfloop.cli.build_parser` for the arguments)."""
     from perfloop.positions import parse_start
+    from perfloop.schemas.config import load_config
     from perfloop.stopping import stop_on_signals
-    from schemas.config import load_config
 
     summary = record_topics(
         args.broker or load_config().broker.bootstrap,

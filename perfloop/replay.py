@@ -124,7 +124,7 @@ class _Targets:
     """The target topic of each recorded topic, whether partitions are kept, and creation."""
 
     def __init__(self, bootstrap: str, options: ReplayOptions, recorded: dict[str, int]):
-        from actions.kafka_clients import KafkaAdminClient
+        from perfloop.actions.kafka_clients import KafkaAdminClient
 
         self.options = options
         self.recorded = recorded
@@ -140,7 +140,7 @@ class _Targets:
         return name, self._keep[name], self.partitions[name]
 
     def _prepare(self, source: str, name: str) -> None:
-        from actions.kafka_clients import NewTopic, TopicAlreadyExistsError
+        from perfloop.actions.kafka_clients import NewTopic, TopicAlreadyExistsError
 
         recorded = self.recorded.get(source)
         if name not in set(self.admin.list_topics()):
@@ -175,7 +175,7 @@ def replay_file(
     errors: TextIO | None = None,
 ) -> ReplaySummary:
     """Produce the messages of the recording at ``path``; see the module docstring."""
-    from actions.kafka_clients import KafkaProducer
+    from perfloop.actions.kafka_clients import KafkaProducer
 
     options = options or ReplayOptions()
     stop = stop or threading.Event()
@@ -261,8 +261,8 @@ def _send(
 def run(args: argparse.Namespace) -> int:
     """``perfloop replay``: exit 1 when some messages could not be delivered."""
     from perfloop.pacing import parse_speed
+    from perfloop.schemas.config import load_config
     from perfloop.stopping import stop_on_signals
-    from schemas.config import load_config
 
     options = ReplayOptions(
         topic_map=parse_topic_map(args.map or []),

@@ -50,7 +50,7 @@ def tail_topic(
     poll_ms: int = 200,
 ) -> int:
     """Print ``topic``'s messages to ``out``; return how many were printed."""
-    from actions.kafka_clients import KafkaConsumer
+    from perfloop.actions.kafka_clients import KafkaConsumer
 
     options = options or TailOptions()
     stop = stop or threading.Event()
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     from perfloop.formats import roles_by_topic
     from perfloop.positions import parse_start
+    from perfloop.schemas.config import load_config
     from perfloop.stopping import stop_on_signals
-    from schemas.config import load_config
 
     config = load_config()
     start = args.start or ("latest" if args.follow else "earliest")

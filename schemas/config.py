@@ -149,7 +149,7 @@ class DiagnosisConfig(_Section):
 
 
 class PlannerConfig(_Section):
-    """Limits of the planner (see ``actions.planner``); all times are event-time seconds.
+    """Limits of the planner (see ``perfloop.actions.planner``); all times are event-time seconds.
 
     ``max_per_service_per_hour`` and ``max_global_per_minute`` are the circuit breaker: past
     them the planner escalates instead of acting. ``prior_strength`` is the weight of the
@@ -171,8 +171,8 @@ class PlannerConfig(_Section):
 
 
 class VerificationConfig(_Section):
-    """How the loop judges a remedy (see ``streams.verify``). ``retained_windows``: how much
-    event time of each service's windows the loop keeps, in window lengths behind its newest
+    """How the loop judges a remedy (see ``perfloop.streams.verify``). ``retained_windows``: how
+    much event time of each service's windows the loop keeps, in window lengths behind its newest
     window, for baselines and post-action windows; a replay gives the live verdicts while
     breaches, diagnoses and results reach the loop less than that far behind the windows."""
 
@@ -186,7 +186,7 @@ class VerificationConfig(_Section):
 
 
 class ExecutorConfig(_Section):
-    """The executor service (see ``actions.executor``).
+    """The executor service (see ``perfloop.actions.executor``).
 
     ``handlers`` maps ``area/cause/remedy``, ``remedy``, ``area/cause`` or ``area`` (most
     specific first) to a handler name; anything unmapped goes to ``default_handler``. Built-in

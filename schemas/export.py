@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.messages import MESSAGE_TYPES
+from perfloop.schemas.messages import MESSAGE_TYPES
 
 
 def export_json_schemas(directory: str | Path) -> list[Path]:

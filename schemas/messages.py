@@ -1,7 +1,7 @@
 """pydantic models of every message on every perfloop topic.
 
 Every message carries ``schema_version``; numbers are finite, names bounded, and area, cause
-and remedy names must come from :mod:`schemas.vocabulary`.
+and remedy names must come from :mod:`perfloop.schemas.vocabulary`.
 
 >>> MetricPoint(service="checkout", metric="latency_ms", value=12.5, ts=1_700_000_000).value
 12.5
@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.vocabulary import AREAS, NON_NEGATIVE_METRICS, REMEDY_TREE, causes_of
+from perfloop.schemas.vocabulary import AREAS, NON_NEGATIVE_METRICS, REMEDY_TREE, causes_of
 
 SCHEMA_VERSION: Final = 1
 MIN_TS = 946_684_800.0  # 2000-01-01
@@ -295,7 +295,7 @@ class Diagnosis(Message):
 
 
 class ActionCommand(Message):
-    """A signed optimization command for executors (see ``actions.signing``)."""
+    """A signed optimization command for executors (see ``perfloop.actions.signing``)."""
 
     action_id: Name
     incident_id: Name

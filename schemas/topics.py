@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.config import TopicsConfig
+from perfloop.schemas.config import TopicsConfig
 
 DAY_MS = 24 * 3600 * 1000
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import faust
 
-from streams.window_stage import dead_letter
+from perfloop.streams.window_stage import dead_letter
 
 BATCH_EVENTS = 512  # events an agent handles together: their messages are awaited once
 BATCH_WAIT_S = 0.05  # how long a batch waits to fill: the latency it adds at most

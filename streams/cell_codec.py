@@ -4,9 +4,9 @@ A checkpoint holds every open (series, window) cell of a partition, and is writt
 second or so, so its form matters: the cells become a handful of flat numpy columns (the
 fixed fields, the concatenated samples, the concatenated sketch buckets) and the variable
 parts are recovered from per-cell lengths. A cell whose sample holds every value has no
-sketch (see :mod:`streams.window_cell`) and is written with no buckets. :func:`encode_cells`
-and :func:`decode_cells` are exact inverses; a restored cell continues exactly like the
-original.
+sketch (see :mod:`perfloop.streams.window_cell`) and is written with no buckets.
+:func:`encode_cells` and :func:`decode_cells` are exact inverses; a restored cell continues exactly
+like the original.
 
 >>> import numpy as np
 >>> cell = WindowCell.empty(seed=3, alpha=0.01)
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
-from streams.window_cell import WindowCell
+from perfloop.streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
+from perfloop.streams.window_cell import WindowCell
 
 CODEC_VERSION = 2  # 1: every cell with its sketch (still read)
 _NO_BUCKETS = np.zeros(0, np.int64)

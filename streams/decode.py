@@ -3,10 +3,10 @@
 Every record value is JSON, either a point ``{"service", "metric", "value", "ts", "labels"?,
 "schema_version"?}`` or a columnar batch ``{"service", "metric", "labels"?, "ts": [...],
 "values": [...], "schema_version"?}``. The rules are those of
-:class:`schemas.messages.MetricPoint` and :class:`schemas.messages.MetricBatch`, with the
-limits of :class:`schemas.config.IngestConfig` and an explicit ``now``. A message with any bad
-point is rejected whole; the reason names the field and the value. Batch columns are checked
-with numpy, never one pydantic object per point.
+:class:`perfloop.schemas.messages.MetricPoint` and :class:`perfloop.schemas.messages.MetricBatch`,
+with the limits of :class:`perfloop.schemas.config.IngestConfig` and an explicit ``now``. A message
+with any bad point is rejected whole; the reason names the field and the value. Batch columns are
+checked with numpy, never one pydantic object per point.
 
 The decoder is a little stricter than pydantic's lax mode: numbers must be JSON numbers (not
 strings or booleans) and ``schema_version`` must be the integer 1.
@@ -41,9 +41,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic_core import from_json
 
-from schemas.config import IngestConfig
-from schemas.vocabulary import NON_NEGATIVE_METRICS
-from streams.decoded import (
+from perfloop.schemas.config import IngestConfig
+from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS
+from perfloop.streams.decoded import (
     DecodedBatch,
     Labels,
     RawRecord,

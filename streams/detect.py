@@ -3,15 +3,15 @@
 For each (service, signal) the :class:`Detector` counts consecutive windows beyond the rule's
 ``fire`` value and consecutive windows back past its ``clear`` value; a window without the
 signal counts neither way. When a signal has been firing for ``for_windows`` windows and its
-area has no open breach, a :class:`schemas.messages.Breach` is emitted, once; the breach stays
-open until that signal has been clear for ``clear_windows`` windows, which emits a
+area has no open breach, a :class:`perfloop.schemas.messages.Breach` is emitted, once; the breach
+stays open until that signal has been clear for ``clear_windows`` windows, which emits a
 :class:`BreachCleared`. Values between ``clear`` and ``fire`` break both runs, so a value
 oscillating around the threshold neither opens nor closes a breach repeatedly.
 
 Breach ids are ``f"{service}:{area}:{first window start in ms}"``, the first window being the
 first of the firing run; windows of a service that arrive again (or out of order) are ignored.
 
->>> from schemas.messages import SeriesAggregate, WindowAggregate
+>>> from perfloop.schemas.messages import SeriesAggregate, WindowAggregate
 >>> def window(i, p95):
 ...     s = SeriesAggregate(metric="latency_ms", count=1, sum=p95, min=p95, max=p95, mean=p95,
 ...                         last=p95, p50=p95, p95=p95, p99=p95)
@@ -31,9 +31,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.config import DetectionConfig, ThresholdRule
-from schemas.messages import Breach, WindowAggregate
-from streams.signals import Signal, window_signals
+from perfloop.schemas.config import DetectionConfig, ThresholdRule
+from perfloop.schemas.messages import Breach, WindowAggregate
+from perfloop.streams.signals import Signal, window_signals
 
 STATE_VERSION = 1
 

@@ -3,11 +3,11 @@
 The ingest hands every window it closes to :meth:`DetectStage.observe`, with the ``metrics``
 partition the window came from, before the window goes to ``perfloop.windows``. A service's
 windows all come from one partition (metrics are keyed by service), so the partition's owner
-holds the service's :class:`~streams.service_state.ServiceState`: its detector and its recent
-windows. Detecting here costs a window little beyond the detector itself; a Faust agent that
+holds the service's :class:`~perfloop.streams.service_state.ServiceState`: its detector and its
+recent windows. Detecting here costs a window little beyond the detector itself; a Faust agent that
 read every window back from Kafka cost several times the detection it ran.
 
-State and recovery follow the window checkpoints (see :mod:`streams.ingest`):
+State and recovery follow the window checkpoints (see :mod:`perfloop.streams.ingest`):
 
 - the states a partition's windows changed are written, as one record per service, to the
   compacted topic :func:`detect_state_topic` on the partition's own number, once the breaches their
@@ -18,12 +18,12 @@ State and recovery follow the window checkpoints (see :mod:`streams.ingest`):
   them, as it ignores any window of a service that is not newer than its last.
 
 Each breach goes out with the windows it was detected on, in the record header
-:data:`HISTORY_HEADER` (the service's history, in :mod:`streams.history`'s form), so the
+:data:`HISTORY_HEADER` (the service's history, in :mod:`perfloop.streams.history`'s form), so the
 diagnose stage needs no state of its own and diagnoses the same however far detection has run
 ahead of it.
 
 The state topic is the one earlier workers' detect table used as its changelog; its records
-(in either of :mod:`streams.service_state`'s layouts) are read, and the records only those
+(in either of :mod:`perfloop.streams.service_state`'s layouts) are read, and the records only those
 workers wrote (the ``h:`` histories, the ``b:`` breach snapshots) are deleted at the next
 checkpoint.
 """
@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from schemas.config import PerfloopConfig
-from schemas.messages import Breach, WindowAggregate
-from schemas.topics import MAX_STATE_BYTES, TopicSpec, state_topic
-from streams.service_state import LEGACY_HISTORY, ServiceState
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import Breach, WindowAggregate
+from perfloop.schemas.topics import MAX_STATE_BYTES, TopicSpec, state_topic
+from perfloop.streams.service_state import LEGACY_HISTORY, ServiceState
 
 HISTORY_HEADER = "perfloop.history"
 LEGACY_SNAPSHOT = b"b:"  # the key prefix of an earlier worker's breach snapshot

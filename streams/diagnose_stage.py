@@ -1,17 +1,17 @@
 """The diagnose stage: breaches in, diagnoses out; labels in, models learn.
 
-``DiagnoseStage`` is the pure part: it owns the worker's :class:`~models.diagnoser.Diagnoser`,
-remembers the features each recent incident was diagnosed on (per service, bounded), learns
-a label once per incident, and checkpoints the models to the worker's state folder after
-every label so a restarted worker (even after ``kill -9``) predicts exactly as before and
-keeps learning from there.
+``DiagnoseStage`` is the pure part: it owns the worker's
+:class:`~perfloop.models.diagnoser.Diagnoser`, remembers the features each recent incident was
+diagnosed on (per service, bounded), learns a label once per incident, and checkpoints the models to
+the worker's state folder after every label so a restarted worker (even after ``kill -9``) predicts
+exactly as before and keeps learning from there.
 
 Models are per worker process: each learns from the labels of the services whose partitions
 it owns (a label is keyed by service, like everything else).
 
 >>> import tempfile, random
->>> from models.synthetic import synthetic_history
->>> from schemas.config import DiagnosisConfig
+>>> from perfloop.models.synthetic import synthetic_history
+>>> from perfloop.schemas.config import DiagnosisConfig
 >>> stage = DiagnoseStage(DiagnosisConfig(min_labels=0), tempfile.mkdtemp())
 >>> history = synthetic_history("memory", "cache", random.Random(1))
 >>> breach = Breach(breach_id="svc:memory:1", service="svc", area="memory",
@@ -42,12 +42,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from models.diagnoser import Diagnoser
-from schemas.config import DiagnosisConfig, PerfloopConfig
-from schemas.messages import Breach, Diagnosis, Label, WindowAggregate
-from streams.batches import dead_letter_json, in_batches
-from streams.detect_stage import HISTORY_HEADER
-from streams.history import decode as decode_history
+from perfloop.models.diagnoser import Diagnoser
+from perfloop.schemas.config import DiagnosisConfig, PerfloopConfig
+from perfloop.schemas.messages import Breach, Diagnosis, Label, WindowAggregate
+from perfloop.streams.batches import dead_letter_json, in_batches
+from perfloop.streams.detect_stage import HISTORY_HEADER
+from perfloop.streams.history import decode as decode_history
 
 log = logging.getLogger("perfloop.diagnose")
 
@@ -120,9 +120,9 @@ class DiagnoseStage:
 def breach_history(
     headers: Any, memo: dict[bytes, WindowAggregate] | None = None
 ) -> list[WindowAggregate] | None:
-    """The windows a breach record's :data:`~streams.detect_stage.HISTORY_HEADER` holds, or
+    """The windows a breach record's :data:`~perfloop.streams.detect_stage.HISTORY_HEADER` holds, or
     None without that header; a header that is not a history raises ValueError naming it.
-    ``memo`` is :func:`streams.history.decode`'s.
+    ``memo`` is :func:`perfloop.streams.history.decode`'s.
 
     >>> breach_history([("other", b"x")]) is None, breach_history({HISTORY_HEADER: b"H\\x01"})
     (True, [])
@@ -158,7 +158,7 @@ def install_diagnose(
 
     async def diagnose_batch(events: list[Any]) -> None:
         """Diagnose a batch of breaches (acked once this returns), each from the windows it
-        was detected on (its :data:`~streams.detect_stage.HISTORY_HEADER`); the batch's
+        was detected on (its :data:`~perfloop.streams.detect_stage.HISTORY_HEADER`); the batch's
         diagnoses are awaited together. Consecutive breaches of one service (several areas
         in one window) share their windows, which are decoded once; only the current
         service's are kept, a few windows rather than a whole batch's."""

@@ -11,7 +11,7 @@ header's length (two little-endian uint32). :class:`History` appends a window an
 oldest by slicing bytes, without decoding anything; :func:`decode` gives the windows back
 (and also reads the older form, a JSON array of windows).
 
->>> from schemas.messages import SeriesAggregate
+>>> from perfloop.schemas.messages import SeriesAggregate
 >>> def window(start):
 ...     s = SeriesAggregate(metric="latency_ms", count=2, sum=3.0, min=1.0, max=2.0, mean=1.5,
 ...                         last=2.0, p50=1.0, p95=2.0, p99=2.0, sample=[1.0, 2.0])
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from schemas.messages import WindowAggregate
+from perfloop.schemas.messages import WindowAggregate
 
 MAGIC = b"H\x01"
 FIELDS = ("count", "sum", "min", "max", "mean", "last", "p50", "p95", "p99")

@@ -1,6 +1,6 @@
 """Incidents: one per (service, area) from the first breach until resolved or escalated.
 
-This module holds the data and its JSON form; :mod:`streams.loop` moves incidents through
+This module holds the data and its JSON form; :mod:`perfloop.streams.loop` moves incidents through
 their states. ``ServiceBook`` is everything the loop keeps for one service (its open
 incidents and the index of its archived windows) — one value in the worker's loop table.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.verify import WindowObservation
+from perfloop.streams.verify import WindowObservation
 
 CLOSED_REMEMBERED = 200
 

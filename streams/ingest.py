@@ -12,7 +12,7 @@ State and recovery, per partition:
   one checkpoint record, at most every ``worker.checkpoint_interval_s``, to the compacted
   topic ``<app_id>.window-checkpoints`` on the partition's own number, keyed ``p<partition>``;
   the latest checkpoint is the partition's last record, so a restore reads one record;
-- every closed window goes through detection (:mod:`streams.detect_stage`) as it closes;
+- every closed window goes through detection (:mod:`perfloop.streams.detect_stage`) as it closes;
 - the windows, breaches and dead letters a batch produced are durable *before* the detection
   states they changed are written, and those *before* the checkpoint that covers the batch;
   the group's offset is committed only after the checkpoint (the commit serves lag
@@ -25,7 +25,7 @@ State and recovery, per partition:
 - on revocation and on a clean stop, owned partitions are checkpointed and committed first.
 
 An idle partition's watermark is advanced once a second (see
-:meth:`~streams.window_stage.WindowStage.advance_idle_partition`).
+:meth:`~perfloop.streams.window_stage.WindowStage.advance_idle_partition`).
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
 from mode import Service
 
-from schemas.config import PerfloopConfig
-from schemas.messages import Breach, DeadLetter, WindowAggregate
-from schemas.topics import MAX_STATE_BYTES, TopicSpec, create_missing_topics, state_topic
-from streams.bare_records import use_bare_records
-from streams.detect_stage import HISTORY_HEADER, DetectStage, detect_state_topic
-from streams.window_stage import WindowStage
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import Breach, DeadLetter, WindowAggregate
+from perfloop.schemas.topics import MAX_STATE_BYTES, TopicSpec, create_missing_topics, state_topic
+from perfloop.streams.bare_records import use_bare_records
+from perfloop.streams.detect_stage import HISTORY_HEADER, DetectStage, detect_state_topic
+from perfloop.streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
 
@@ -416,7 +416,7 @@ class IngestService(Service):
 def _chunks(records: list[Any], limit: int) -> Iterator[list[Any]]:
     """``records`` in consecutive slices of at most ``limit`` value bytes (at least one each).
 
-    >>> from streams.decoded import RawRecord
+    >>> from perfloop.streams.decoded import RawRecord
     >>> rs = [RawRecord(b"x" * n, None, 0, i) for i, n in enumerate([3, 3, 5, 1])]
     >>> [[r.offset for r in c] for c in _chunks(rs, 6)]
     [[0, 1], [2, 3]]

@@ -29,11 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actions.bandit import verdict_reward
-from actions.planner import Act, Attempt, Escalate, Planner, command_for
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig, ThresholdRule
-from schemas.messages import (
+from perfloop.actions.bandit import verdict_reward
+from perfloop.actions.planner import Act, Attempt, Escalate, Planner, command_for
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig, ThresholdRule
+from perfloop.schemas.messages import (
     ActionCommand,
     ActionResult,
     Breach,
@@ -43,9 +43,9 @@ from schemas.messages import (
     Verification,
     WindowAggregate,
 )
-from streams.incident import AttemptRecord, Incident, RecentWindow, ServiceBook
-from streams.observations import window_observations
-from streams.verify import verify
+from perfloop.streams.incident import AttemptRecord, Incident, RecentWindow, ServiceBook
+from perfloop.streams.observations import window_observations
+from perfloop.streams.verify import verify
 
 MAX_EXECUTOR_FAILURES = 2
 

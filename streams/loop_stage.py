@@ -2,12 +2,12 @@
 verdicts and labels out.
 
 One Faust agent reads the four topics (all keyed by service, so one service's events meet on
-one worker) and keeps each service's :class:`~streams.incident.ServiceBook` in the
+one worker) and keeps each service's :class:`~perfloop.streams.incident.ServiceBook` in the
 ``loop-state`` table, and each closed window's observations in the ``loop-windows`` table
-(:class:`~streams.incident.WindowArchive`). For every event it computes what to send with the pure
-:class:`~streams.loop.Loop` and sends it; events are handled in batches, and only once Kafka
-has every message of a batch are the new books stored: a crash replays the events and sends
-the same messages again (same ids: consumers dedupe, executors never run an action twice)
+(:class:`~perfloop.streams.incident.WindowArchive`). For every event it computes what to send with
+the pure :class:`~perfloop.streams.loop.Loop` and sends it; events are handled in batches, and only
+once Kafka has every message of a batch are the new books stored: a crash replays the events and
+sends the same messages again (same ids: consumers dedupe, executors never run an action twice)
 instead of losing them.
 
 Faust interleaves the four topics as it fetches them, so after a long stop the agent can read
@@ -28,16 +28,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from actions.bandit import RemedyBandit
-from actions.kafka_clients import KafkaConsumer, TopicPartition
-from actions.planner import Planner
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig
-from schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
-from schemas.topics import MAX_STATE_BYTES
-from streams.batches import dead_letter_json, in_batches, writing_to
-from streams.incident import ServiceBook, WindowArchive
-from streams.loop import Loop, LoopOutput
+from perfloop.actions.bandit import RemedyBandit
+from perfloop.actions.kafka_clients import KafkaConsumer, TopicPartition
+from perfloop.actions.planner import Planner
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
+from perfloop.schemas.topics import MAX_STATE_BYTES
+from perfloop.streams.batches import dead_letter_json, in_batches, writing_to
+from perfloop.streams.incident import ServiceBook, WindowArchive
+from perfloop.streams.loop import Loop, LoopOutput
 
 log = logging.getLogger("perfloop.loop")
 BANDIT_FILE = "bandit.json"

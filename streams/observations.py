@@ -1,7 +1,7 @@
 """What verification needs from one closed window: each signal's value and raw points.
 
->>> from schemas.config import DetectionConfig
->>> from schemas.messages import SeriesAggregate, WindowAggregate
+>>> from perfloop.schemas.config import DetectionConfig
+>>> from perfloop.schemas.messages import SeriesAggregate, WindowAggregate
 >>> s = SeriesAggregate(metric="latency_ms", count=3, sum=30, min=5, max=15, mean=10,
 ...                     last=15, p50=10, p95=15, p99=15, sample=[5.0, 10.0, 15.0])
 >>> w = WindowAggregate(window_id="api:1", service="api", start=1.7e9, end=1.7e9 + 10,
@@ -12,10 +12,10 @@
 
 from __future__ import annotations
 
-from schemas.config import DetectionConfig
-from schemas.messages import WindowAggregate
-from streams.signals import _sum, series_by_metric, signals_of
-from streams.verify import WindowObservation
+from perfloop.schemas.config import DetectionConfig
+from perfloop.schemas.messages import WindowAggregate
+from perfloop.streams.signals import _sum, series_by_metric, signals_of
+from perfloop.streams.verify import WindowObservation
 
 
 def window_observations(

@@ -1,16 +1,16 @@
 """A service's detection state: its detector and its recent windows.
 
-One record a service, keyed by the service's name (see :mod:`streams.detect_stage`):
+One record a service, keyed by the service's name (see :mod:`perfloop.streams.detect_stage`):
 :data:`MAGIC`, the length of the detector's JSON (little-endian uint32), that JSON, then the
-service's :class:`~streams.history.History`: one record, not one for the detector and one for
-the history.
+service's :class:`~perfloop.streams.history.History`: one record, not one for the detector and one
+for the history.
 
 Earlier workers kept the two apart: the detector's JSON under the service's name and the
 history under ``h:<service>``. :meth:`ServiceState.read` reads that layout too, and
 :meth:`ServiceState.records`, the first time it stores the service's one record, also deletes
 the ``h:`` record. The layout is known here only.
 
->>> from schemas.config import PerfloopConfig
+>>> from perfloop.schemas.config import PerfloopConfig
 >>> state = ServiceState.load(None, None, PerfloopConfig())
 >>> record = state.dump()
 >>> record[:2], history_in(record), ServiceState.load(record, None, PerfloopConfig()).windows()
@@ -23,11 +23,11 @@ import json
 import struct
 from collections.abc import Mapping
 
-from schemas.config import PerfloopConfig
-from schemas.messages import Breach, WindowAggregate
-from streams.detect import Detector
-from streams.history import History
-from streams.history import decode as decode_history
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import Breach, WindowAggregate
+from perfloop.streams.detect import Detector
+from perfloop.streams.history import History
+from perfloop.streams.history import decode as decode_history
 
 MAGIC = b"S\x01"
 LEGACY_HISTORY = b"h:"  # the key prefix of a history in the two-record layout
@@ -113,7 +113,7 @@ class ServiceState:
         return [e for e in events if isinstance(e, Breach)]
 
     def history_blob(self) -> bytes:
-        """The history as :mod:`streams.history` stores it (a breach's snapshot)."""
+        """The history as :mod:`perfloop.streams.history` stores it (a breach's snapshot)."""
         return self.history.blob
 
     def dump(self) -> bytes:

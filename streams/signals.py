@@ -15,7 +15,7 @@ A metric is read from its unlabelled series when the window has one; otherwise i
 series are combined: max of maxima, max of p95s (the worst label set), sum of means (label
 sets split the traffic), sums of sums, and count-weighted means for the attribution measures.
 
->>> from schemas.messages import AreaName, SeriesAggregate, WindowAggregate
+>>> from perfloop.schemas.messages import AreaName, SeriesAggregate, WindowAggregate
 >>> def s(metric, v):
 ...     return SeriesAggregate(metric=metric, count=1, sum=v, min=v, max=v, mean=v, last=v,
 ...                            p50=v, p95=v, p99=v)
@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.config import DetectionConfig, ThresholdRule
-from schemas.messages import AreaName, SeriesAggregate, WindowAggregate
+from perfloop.schemas.config import DetectionConfig, ThresholdRule
+from perfloop.schemas.messages import AreaName, SeriesAggregate, WindowAggregate
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ Kayenta-style: a verdict needs both statistical significance and a meaningful ef
   is unchanged, in either direction). *no_data*: fewer than ``min_observations``
   observations on either side.
 
->>> from schemas.config import PerfloopConfig
+>>> from perfloop.schemas.config import PerfloopConfig
 >>> cfg = PerfloopConfig()
 >>> base = [WindowObservation(100.0, 700.0, [650.0, 700.0, 720.0, 690.0, 710.0] * 4)]
 >>> post = [WindowObservation(130.0, 200.0, [190.0, 200.0, 210.0, 205.0, 195.0] * 4)]
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from schemas.config import ThresholdRule, VerificationConfig
-from schemas.messages import SampleSummary
+from perfloop.schemas.config import ThresholdRule, VerificationConfig
+from perfloop.schemas.messages import SampleSummary
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The running aggregate of one series in one window, and its deterministic sample.
 
 A :class:`WindowCell` keeps count, the exact sum, min, max, the last value by event time (ties
-go to the later arrival), a :class:`~streams.sketch.QuantileSketch`, and a reservoir sample of
-at most ``k`` raw values. While the sample still holds every value the cell has seen (at most
+go to the later arrival), a :class:`~perfloop.streams.sketch.QuantileSketch`, and a reservoir sample
+of at most ``k`` raw values. While the sample still holds every value the cell has seen (at most
 ``k`` of them), the cell keeps no sketch: the sketch of those values is derived from the sample
 when it is needed - when a value past the ``k``-th comes, or for the quantiles of the closed
 window, computed for all such cells of a window at once (:func:`held_quantiles`) - and is
@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from schemas.messages import SeriesAggregate
-from streams.sketch import QuantileSketch
+from perfloop.schemas.messages import SeriesAggregate
+from perfloop.streams.sketch import QuantileSketch
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -1,6 +1,6 @@
 """The window stage of one worker: raw metric records in, closed windows and dead letters out.
 
-Pure logic, no Kafka: the ingest (:mod:`streams.ingest`) hands it batches of records per
+Pure logic, no Kafka: the ingest (:mod:`perfloop.streams.ingest`) hands it batches of records per
 partition and sends what it returns. Each partition's state (open windows, watermark, the
 last offset applied) is checkpointed as one compressed blob; a record at or below the
 checkpoint's offset was already applied and is skipped, so replaying from an older committed
@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schemas.config import IngestConfig, WindowsConfig
-from schemas.messages import DeadLetter, WindowAggregate
-from streams.decode import MetricDecoder
-from streams.decoded import RawRecord, RecordLike
-from streams.windows import Emit, PartitionWindows
+from perfloop.schemas.config import IngestConfig, WindowsConfig
+from perfloop.schemas.messages import DeadLetter, WindowAggregate
+from perfloop.streams.decode import MetricDecoder
+from perfloop.streams.decoded import RawRecord, RecordLike
+from perfloop.streams.windows import Emit, PartitionWindows
 
 CHECKPOINT_VERSION = 2  # 1: all JSON (still read)
 _HEAD = struct.Struct("<I")

@@ -14,11 +14,11 @@ window closes (or ``PENDING_POINTS`` are held, or the state is saved); then one 
 (series, window) and numpy ``reduceat`` add them to the cells, so Python loops once per
 (series, window) group however many batches its points came in. A window closing with all of
 a series' points still held, few enough for its sample, needs no cell at all: those series'
-aggregates are computed together from the held points (:func:`~streams.window_cell.group_fields`),
-the same to the bit as a cell's.
+aggregates are computed together from the held points
+(:func:`~perfloop.streams.window_cell.group_fields`), the same to the bit as a cell's.
 
->>> from streams.decode import DecodedBatch, SeriesKey
->>> from schemas.config import WindowsConfig
+>>> from perfloop.streams.decode import DecodedBatch, SeriesKey
+>>> from perfloop.schemas.config import WindowsConfig
 >>> def batch(ts, values):
 ...     n = len(ts)
 ...     return DecodedBatch([SeriesKey("api", "latency_ms", ())], np.zeros(n, np.int32),
@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from schemas.config import WindowsConfig
-from schemas.messages import SCHEMA_VERSION, SeriesAggregate, WindowAggregate, unchecked
-from streams.cell_codec import decode_cells, encode_cells
-from streams.decode import DecodedBatch, SeriesKey
-from streams.sketch import QuantileSketch
-from streams.window_cell import (
+from perfloop.schemas.config import WindowsConfig
+from perfloop.schemas.messages import SCHEMA_VERSION, SeriesAggregate, WindowAggregate, unchecked
+from perfloop.streams.cell_codec import decode_cells, encode_cells
+from perfloop.streams.decode import DecodedBatch, SeriesKey
+from perfloop.streams.sketch import QuantileSketch
+from perfloop.streams.window_cell import (
     WindowCell,
     exact_parts,
     exact_sums,
@@ -551,8 +551,8 @@ class PartitionWindows:
 
     def to_bytes(self) -> bytes:
         """The whole state, compactly: a JSON header (configuration, watermark, series) and
-        the cells in binary columns (:mod:`streams.cell_codec`); :meth:`from_bytes` continues
-        identically."""
+        the cells in binary columns (:mod:`perfloop.streams.cell_codec`); :meth:`from_bytes`
+        continues identically."""
         head, _, remap = self._header()
         blob = json.dumps(head, separators=(",", ":")).encode()
         return _MAGIC + _HEAD.pack(len(blob)) + blob + encode_cells(self._cells(remap))

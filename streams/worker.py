@@ -6,17 +6,17 @@ import gc
 import logging
 import os
 
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig
-from schemas.topics import create_missing_topics, topic_catalog
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.topics import create_missing_topics, topic_catalog
 
 
 def run_worker(config: PerfloopConfig, loglevel: str = "info") -> None:
     """Create missing topics, then run every stream stage of the worker in this process."""
     import faust
 
-    from streams.app import build_app
-    from streams.ingest import IngestService
+    from perfloop.streams.app import build_app
+    from perfloop.streams.ingest import IngestService
 
     created = create_missing_topics(config.broker.bootstrap, topic_catalog(config.topics))
     if created:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from schemas.config import PerfloopConfig, TopicNames
-from schemas.topics import create_missing_topics, topic_catalog
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.schemas.topics import create_missing_topics, topic_catalog
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from schemas.vocabulary import REMEDY_TREE
+from perfloop.schemas.vocabulary import REMEDY_TREE
 
 #: A wrong remedy (another cause's) makes the fault this much stronger ...
 WRONG_FACTOR: Final[float] = 1.1

@@ -1,6 +1,6 @@
 """The executor handler ``simulator``: applies verified commands to a running simulation.
 
->>> from actions.handlers import Handler, _example_command
+>>> from perfloop.actions.handlers import Handler, _example_command
 >>> from perfloop.simulator.scenario import Scenario
 >>> from perfloop.simulator.simulation import Simulation
 >>> handler = SimulatorHandler(Simulation(Scenario()))
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from perfloop.schemas.messages import ActionCommand
 from perfloop.simulator.simulation import Outcome, Simulation
-from schemas.messages import ActionCommand
 
 
 class SimulatorHandler:

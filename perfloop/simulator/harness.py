@@ -5,12 +5,13 @@ every message through the same pure stages the worker and the executor run, over
 in-memory queue that stands for the topics:
 
 - ``metrics``: :meth:`Simulation.tick` batches, JSON-encoded and keyed by service, go to
-  :class:`~streams.window_stage.WindowStage` (services hashed to ``topics.partitions``);
-- ``perfloop.windows``: a :class:`~streams.detect.Detector` and the recent windows per service
-  (as the ingest's detect stage keeps them), then :meth:`Loop.on_window <streams.loop.Loop>`;
-- ``perfloop.breaches``: :class:`~streams.diagnose_stage.DiagnoseStage` on the service's
+  :class:`~perfloop.streams.window_stage.WindowStage` (services hashed to ``topics.partitions``);
+- ``perfloop.windows``: a :class:`~perfloop.streams.detect.Detector` and the recent windows per
+  service (as the ingest's detect stage keeps them), then :meth:`Loop.on_window
+  <perfloop.streams.loop.Loop>`;
+- ``perfloop.breaches``: :class:`~perfloop.streams.diagnose_stage.DiagnoseStage` on the service's
   history, then ``Loop.on_breach``; ``perfloop.diagnoses``: ``Loop.on_diagnosis``;
-- ``actions``: the executor's :class:`~actions.runner.CommandRunner` (signature, expiry,
+- ``actions``: the executor's :class:`~perfloop.actions.runner.CommandRunner` (signature, expiry,
   catalog, at most once) with the ``simulator`` handler; ``action-results``: ``Loop.on_result``;
 - ``perfloop.labels``: ``DiagnoseStage.learn``. The planner gets each event's rewards after
   its messages are queued, as the loop agent does after they are sent.
@@ -34,30 +35,30 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from actions.handlers import build_handlers
-from actions.planner import Planner
-from actions.runner import CommandRunner
-from actions.signing import Keyring
-from actions.store import ActionStore
+from perfloop.actions.handlers import build_handlers
+from perfloop.actions.planner import Planner
+from perfloop.actions.runner import CommandRunner
+from perfloop.actions.signing import Keyring
+from perfloop.actions.store import ActionStore
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import Breach, WindowAggregate
 from perfloop.simulator.handler import SimulatorHandler
 from perfloop.simulator.harness_ledger import Ledger
 from perfloop.simulator.harness_report import HarnessReport
-from perfloop.simulator.scenario import Scenario, detection_overrides, load_scenario
+from perfloop.simulator.scenario import BUNDLED, Scenario, detection_overrides, load_scenario
 from perfloop.simulator.simulation import Simulation
-from schemas.config import PerfloopConfig
-from schemas.messages import Breach, WindowAggregate
-from streams.decoded import RawRecord
-from streams.detect import Detector
-from streams.diagnose_stage import DiagnoseStage
-from streams.incident import ServiceBook
-from streams.loop import Loop, LoopOutput
-from streams.window_stage import WindowStage
+from perfloop.streams.decoded import RawRecord
+from perfloop.streams.detect import Detector
+from perfloop.streams.diagnose_stage import DiagnoseStage
+from perfloop.streams.incident import ServiceBook
+from perfloop.streams.loop import Loop, LoopOutput
+from perfloop.streams.window_stage import WindowStage
 
 #: Event time of the simulation's start (any time after 2000 would do).
 START_TS = 1_700_000_000.0
 #: The signing key of the in-process action channel.
 HARNESS_KEY = "perfloop-in-process-key-0123456789"
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "learning.toml"
+DEFAULT_SCENARIO = BUNDLED / "learning.toml"
 
 
 def harness_config(scenario: Scenario, base: PerfloopConfig | None = None) -> PerfloopConfig:

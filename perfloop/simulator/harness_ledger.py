@@ -10,10 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from perfloop.schemas.messages import (
+    ActionCommand,
+    Breach,
+    Diagnosis,
+    IncidentTransition,
+    Verification,
+)
 from perfloop.simulator.faults import FaultView
 from perfloop.simulator.harness_report import HarnessReport, IncidentRecord, RemedyTry
 from perfloop.simulator.simulation import Outcome
-from schemas.messages import ActionCommand, Breach, Diagnosis, IncidentTransition, Verification
 
 
 @dataclass

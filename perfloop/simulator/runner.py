@@ -2,7 +2,7 @@
 
 Every ``tick_s`` seconds of wall time the simulation's new points go to the metrics topic as
 columnar ``MetricBatch`` messages, one per (service, metric), keyed by service. By default an
-executor runs alongside in a thread (:func:`actions.executor.start_in_thread`) with the
+executor runs alongside in a thread (:func:`perfloop.actions.executor.start_in_thread`) with the
 ``simulator`` handler as its default handler, so commands the loop sends act on the simulated
 services; its signing keys come from ``PERFLOOP_ACTION_KEY``. The run ends after
 ``duration_s`` seconds of wall time, having sent the points of exactly that span even when a
@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 
-from actions.executor import start_in_thread
-from actions.kafka_clients import KafkaProducer
-from actions.signing import Keyring
+from perfloop.actions.executor import start_in_thread
+from perfloop.actions.kafka_clients import KafkaProducer
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig, load_config
+from perfloop.schemas.topics import create_missing_topics, topic_catalog
 from perfloop.simulator.handler import SimulatorHandler
 from perfloop.simulator.scenario import Scenario, detection_toml, load_scenario
 from perfloop.simulator.simulation import Outcome, Simulation
-from schemas.config import PerfloopConfig, load_config
-from schemas.topics import create_missing_topics, topic_catalog
 
 Echo = Callable[[str], None]
 

@@ -55,8 +55,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.messages import AreaName, Name
-from schemas.vocabulary import causes_of
+from perfloop.schemas.messages import AreaName, Name
+from perfloop.schemas.vocabulary import causes_of
 
 
 class _Strict(BaseModel):
@@ -136,9 +136,24 @@ class Scenario(_Strict):
         raise ValueError(f"service: {name!r} is not in the scenario")
 
 
+BUNDLED = Path(__file__).resolve().parent.parent / "scenarios"
+"""The scenarios that ship with perfloop (package data): ``all-areas``, ``learning``, ..."""
+
+
+def scenario_file(name_or_path: str | Path) -> Path:
+    """``name_or_path`` as a file: an existing path as is, else a bundled scenario's name
+    (``all-areas`` or ``all-areas.toml``) when one has it, else the path as given."""
+    file = Path(name_or_path)
+    if file.exists() or file.parent != Path("."):
+        return file
+    bundled = BUNDLED / (file.name if file.suffix == ".toml" else f"{file.name}.toml")
+    return bundled if bundled.exists() else file
+
+
 def load_scenario(path: str | Path) -> Scenario:
-    """The scenario in the TOML file ``path``; ``ValueError`` naming the file when bad."""
-    file = Path(path)
+    """The scenario in the TOML file ``path`` (or the bundled scenario of that name, see
+    :func:`scenario_file`); ``ValueError`` naming the file when bad."""
+    file = scenario_file(path)
     try:
         data: dict[str, Any] = tomllib.loads(file.read_text())
     except FileNotFoundError:

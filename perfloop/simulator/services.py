@@ -10,7 +10,7 @@ Load follows a sinusoid (the daily pattern, with the scenario's period) and ever
 noise; latency has a lognormal body and rare Pareto-tailed spikes. A fault of level 1 (see
 :mod:`perfloop.simulator.faults`) pushes its area's trigger clearly past the threshold, and
 does it through its cause's component, which then has the largest share of the whole
-(:mod:`models.signals`): memory/cache grows ``memory_cache_bytes``, latency/database grows
+(:mod:`perfloop.models.signals`): memory/cache grows ``memory_cache_bytes``, latency/database grows
 ``latency_db_ms`` and ``db_connections_in_use``, cache/expiry grows ``cache_expirations``,
 and so on.
 
@@ -32,9 +32,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from perfloop.schemas.config import DetectionConfig
+from perfloop.schemas.vocabulary import CAUSE_METRICS, TRIGGER_METRICS
 from perfloop.simulator.scenario import ServiceSpec
-from schemas.config import DetectionConfig
-from schemas.vocabulary import CAUSE_METRICS, TRIGGER_METRICS
 
 Array = npt.NDArray[np.float64]
 #: ``"area/cause"`` -> that fault's level at each time of the batch.

@@ -38,11 +38,11 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from perfloop.schemas.messages import ActionCommand
 from perfloop.simulator.efficacy import WRONG_FACTOR, WRONG_WORSE_P, efficacy
 from perfloop.simulator.faults import Fault, FaultView
 from perfloop.simulator.scenario import Scenario
 from perfloop.simulator.services import METRICS, Array, ServiceModel
-from schemas.messages import ActionCommand
 
 #: How far simulated time may run ahead of the wall clock by default (seconds).
 MAX_LEAD_S: Final[float] = 3000.0

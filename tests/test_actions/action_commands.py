@@ -7,8 +7,8 @@ import time
 import uuid
 from typing import Any
 
-from actions.signing import Keyring, build_command, signature_of
-from schemas.messages import ActionCommand
+from perfloop.actions.signing import Keyring, build_command, signature_of
+from perfloop.schemas.messages import ActionCommand
 
 
 def good(keys: Keyring, **overrides: Any) -> ActionCommand:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from executor_support import SECRET, ResultReader
 
-from actions.kafka_clients import KafkaAdminClient, KafkaProducer, NewTopic
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig
+from perfloop.actions.kafka_clients import KafkaAdminClient, KafkaProducer, NewTopic
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig
 
 
 @pytest.fixture(scope="session")

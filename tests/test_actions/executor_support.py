@@ -11,7 +11,7 @@ from typing import Any
 
 from kafka_helpers import partitions_of
 
-from actions.kafka_clients import KafkaConsumer
+from perfloop.actions.kafka_clients import KafkaConsumer
 
 SECRET = "test-secret-0123456789abcdef"
 PROBE = str(Path(__file__).with_name("argv_probe.py"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from actions.catalog import CATALOG, DEVICES, markdown_table, remedy, validate_params
-from actions.params import ParamError, ParamSpec
-from schemas.vocabulary import CAUSE_METRICS, REMEDY_TREE, TRIGGER_METRICS
+from perfloop.actions.catalog import CATALOG, DEVICES, markdown_table, remedy, validate_params
+from perfloop.actions.params import ParamError, ParamSpec
+from perfloop.schemas.vocabulary import CAUSE_METRICS, REMEDY_TREE, TRIGGER_METRICS
 
 
 def test_catalog_has_the_45_remedies_of_the_vocabulary_in_order() -> None:

@@ -1,4 +1,4 @@
-"""The executor as a real process (``python -m actions.executor``): kill -9 mid-command,
+"""The executor as a real process (``python -m perfloop.actions.executor``): kill -9 mid-command,
 restart, and graceful SIGTERM with a command in flight."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from action_commands import good, raw
 from executor_support import PROBE, SECRET, ResultReader
 
-from actions.runner import INTERRUPTED
-from actions.signing import Keyring
+from perfloop.actions.runner import INTERRUPTED
+from perfloop.actions.signing import Keyring
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,8 @@ def wait_for_lines(path: Path, count: int, what: str, timeout_s: float = 30.0) -
 
 
 class ExecutorProcess:
-    """One ``python -m actions.executor`` in its own session (so kill -9 takes its children)."""
+    """One ``python -m perfloop.actions.executor`` in its own session (so kill -9 takes its
+    children)."""
 
     def __init__(self, config_file: Path, log: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERFLOOP_")}
@@ -45,7 +46,7 @@ class ExecutorProcess:
         self.log_path = log
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actions.executor"], cwd=REPO, env=env,
+            [sys.executable, "-m", "perfloop.actions.executor"], cwd=REPO, env=env,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

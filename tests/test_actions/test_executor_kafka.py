@@ -12,10 +12,10 @@ import pytest
 from action_commands import good, raw, resigned, tampered
 from executor_support import PROBE, SECRET, Hook, ResultReader
 
-from actions.executor import start_in_thread
-from actions.handlers import RecordingHandler
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig
+from perfloop.actions.executor import start_in_thread
+from perfloop.actions.handlers import RecordingHandler
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig
 
 pytestmark = pytest.mark.broker
 Send = Callable[[bytes, str], None]

@@ -11,12 +11,12 @@ import pytest
 from action_commands import good
 from executor_support import PROBE, Hook
 
-from actions.command import CommandError, CommandHandler, check_template, render_argv
-from actions.handlers import LogHandler, RecordingHandler, build_handlers, handler_name_for
-from actions.signing import Keyring
-from actions.webhook import WebhookError, WebhookHandler
-from schemas.config import ExecutorConfig
-from schemas.messages import ActionCommand
+from perfloop.actions.command import CommandError, CommandHandler, check_template, render_argv
+from perfloop.actions.handlers import LogHandler, RecordingHandler, build_handlers, handler_name_for
+from perfloop.actions.signing import Keyring
+from perfloop.actions.webhook import WebhookError, WebhookHandler
+from perfloop.schemas.config import ExecutorConfig
+from perfloop.schemas.messages import ActionCommand
 
 KEYS = Keyring.parse("handler-secret-0123456789")
 

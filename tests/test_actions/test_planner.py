@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from actions.bandit import RemedyBandit, verdict_reward
-from actions.planner import Act, Attempt, Escalate, Planner, Wait
-from schemas.config import PlannerConfig
-from schemas.messages import Diagnosis
+from perfloop.actions.bandit import RemedyBandit, verdict_reward
+from perfloop.actions.planner import Act, Attempt, Escalate, Planner, Wait
+from perfloop.schemas.config import PlannerConfig
+from perfloop.schemas.messages import Diagnosis
 
 T0 = 1_700_000_000.0
 MEMORY = {"cache": 0.6, "model": 0.3, "workers": 0.1}
@@ -197,8 +197,8 @@ def test_decide_for_a_diagnosis() -> None:
 
 
 def test_an_act_becomes_a_signed_command() -> None:
-    from actions.planner import command_for
-    from actions.signing import Keyring, verify
+    from perfloop.actions.planner import command_for
+    from perfloop.actions.signing import Keyring, verify
 
     keys = Keyring.parse("planner-secret-0123456789")
     p = Planner(PlannerConfig(dry_run=True))
@@ -213,7 +213,7 @@ def test_an_act_becomes_a_signed_command() -> None:
 
 
 def test_a_ranking_at_event_time_ignores_outcomes_verified_later() -> None:
-    from actions.bandit import RemedyBandit
+    from perfloop.actions.bandit import RemedyBandit
 
     bandit = RemedyBandit(seed=3)
     names = ["reduce_ttl", "increase_eviction", "compress_data"]

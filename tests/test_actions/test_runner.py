@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from action_commands import good, raw, resigned, tampered
 
-from actions.handlers import RecordingHandler
-from actions.runner import INTERRUPTED, CommandRunner, HandlerTimeout, run_bounded
-from actions.signing import Keyring
-from actions.store import ActionStore
-from schemas.config import ExecutorConfig
+from perfloop.actions.handlers import RecordingHandler
+from perfloop.actions.runner import INTERRUPTED, CommandRunner, HandlerTimeout, run_bounded
+from perfloop.actions.signing import Keyring
+from perfloop.actions.store import ActionStore
+from perfloop.schemas.config import ExecutorConfig
 
 KEYS = Keyring.parse("k1:unit-secret-0123456789")
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from actions.params import ParamError
-from actions.signing import (
+from perfloop.actions.params import ParamError
+from perfloop.actions.signing import (
     Keyring,
     build_command,
     canonical_json,
@@ -15,7 +15,7 @@ from actions.signing import (
     signature_of,
     verify,
 )
-from schemas.messages import ActionCommand
+from perfloop.schemas.messages import ActionCommand
 
 T0 = 1_700_000_000.0
 OLD = "old:old-secret-0123456789"

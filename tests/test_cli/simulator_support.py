@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from models.features import extract_features
-from models.prior import RulePrior
+from perfloop.models.features import extract_features
+from perfloop.models.prior import RulePrior
+from perfloop.schemas.config import DetectionConfig, WindowsConfig
+from perfloop.schemas.messages import SeriesAggregate, WindowAggregate
 from perfloop.simulator import Scenario, Simulation
-from schemas.config import DetectionConfig, WindowsConfig
-from schemas.messages import SeriesAggregate, WindowAggregate
-from streams.decode import MetricDecoder, RawRecord
-from streams.signals import Signal, window_signals
-from streams.windows import PartitionWindows
+from perfloop.streams.decode import MetricDecoder, RawRecord
+from perfloop.streams.signals import Signal, window_signals
+from perfloop.streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
 

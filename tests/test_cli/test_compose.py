@@ -11,7 +11,8 @@ import yaml
 
 from perfloop.broker.local import kafka_version
 from perfloop.cli import build_parser
-from schemas.config import env_overrides, load_config
+from perfloop.schemas.config import env_overrides, load_config
+from perfloop.simulator.scenario import scenario_file
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_ENV = {"PERFLOOP_BROKER", "PERFLOOP_CONFIG", "PERFLOOP_ACTION_KEY"}
@@ -62,7 +63,7 @@ def test_perfloop_services_match_the_cli(compose: dict[str, Any], name: str) -> 
         assert any(v.endswith(":" + state) for v in service["volumes"]), f"{name}: {state}"
     if name == "simulator":
         scenario = command[command.index("--scenario") + 1]
-        assert (ROOT / scenario.removeprefix("/app/")).exists()
+        assert scenario_file(scenario).exists(), f"{scenario}: not a bundled scenario"
         assert config.executor.state_dir != load_config(host_file, environ={}).executor.state_dir
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from kafka_helpers import create_topic
 
-from actions.kafka_clients import KafkaConsumer, KafkaProducer
+from perfloop.actions.kafka_clients import KafkaConsumer, KafkaProducer
 from perfloop.produce import MetricProducer, produce_lines
-from schemas.messages import Breach, MetricBatch
+from perfloop.schemas.messages import Breach, MetricBatch
 
 needs_kcat = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
 NOW = time.time() - 60

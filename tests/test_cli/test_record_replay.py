@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kafka_helpers import create_topic, read_records
 
-from actions.kafka_clients import KafkaProducer
+from perfloop.actions.kafka_clients import KafkaProducer
 from perfloop.recording import (
     RecordedMessage,
     RecordingError,

@@ -17,11 +17,12 @@ from simulator_support import (
     windows_of,
 )
 
+from perfloop.schemas.messages import MetricBatch
+from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, REMEDY_TREE
 from perfloop.simulator import METRICS, Scenario, Simulation, load_scenario
-from schemas.messages import MetricBatch
-from schemas.vocabulary import NON_NEGATIVE_METRICS, REMEDY_TREE
+from perfloop.simulator.scenario import BUNDLED
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = BUNDLED
 CAUSES = [(area, cause) for area, causes in REMEDY_TREE.items() for cause in causes]
 #: the attribution signal each attribution cause breaches
 ATTRIBUTION_SIGNAL = {

@@ -13,13 +13,13 @@ import time
 import pytest
 from kafka_helpers import read_records
 
-from actions.kafka_clients import KafkaProducer
-from actions.signing import Keyring, build_command
+from perfloop.actions.kafka_clients import KafkaProducer
+from perfloop.actions.signing import Keyring, build_command
 from perfloop.cli import main
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import MetricBatch
 from perfloop.simulator import METRICS, Scenario, Simulation
 from perfloop.simulator.runner import run
-from schemas.config import PerfloopConfig
-from schemas.messages import MetricBatch
 
 pytestmark = pytest.mark.broker
 

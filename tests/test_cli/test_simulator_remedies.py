@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from simulator_support import T0, breached, direct_windows, run_for, scenario, signals
 
-from actions.handlers import Handler
-from actions.signing import Keyring, build_command
+from perfloop.actions.handlers import Handler
+from perfloop.actions.signing import Keyring, build_command
+from perfloop.schemas.messages import ActionCommand
+from perfloop.schemas.vocabulary import REMEDY_TREE
 from perfloop.simulator import EFFICACY, Simulation, SimulatorHandler, best_remedy, efficacy
 from perfloop.simulator.efficacy import WRONG_FACTOR, WRONG_WORSE_P
-from schemas.messages import ActionCommand
-from schemas.vocabulary import REMEDY_TREE
 
 KEYS = Keyring.parse("simulator-test-secret-0123456789")
 

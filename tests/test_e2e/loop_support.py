@@ -21,10 +21,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka_helpers import at_ends, partitions_of
 from worker_support import wait_committed
 
-from actions.executor import start_in_thread
-from actions.signing import Keyring
-from schemas.config import PerfloopConfig, TopicNames
-from streams.ingest import ingest_group
+from perfloop.actions.executor import start_in_thread
+from perfloop.actions.signing import Keyring
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.streams.ingest import ingest_group
 
 SECRET = "loop-e2e-secret-0123456789abcdef"
 

@@ -9,8 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from kafka_helpers import create_topic
 
-from actions.kafka_clients import KafkaProducer
-from streams.bare_records import use_bare_records
+from perfloop.actions.kafka_clients import KafkaProducer
+from perfloop.streams.bare_records import use_bare_records
 
 pytestmark = pytest.mark.broker
 

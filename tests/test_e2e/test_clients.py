@@ -14,12 +14,12 @@ import pytest
 from kafka import KafkaProducer
 from kafka_helpers import read_records
 
-from actions.signing import Keyring, build_command, verify
+from perfloop.actions.signing import Keyring, build_command, verify
 from perfloop.broker.local import LocalKafka
-from schemas.config import TopicNames
-from schemas.export import export_json_schemas
-from schemas.messages import ActionCommand, MetricPoint
-from streams.decode import MetricDecoder
+from perfloop.schemas.config import TopicNames
+from perfloop.schemas.export import export_json_schemas
+from perfloop.schemas.messages import ActionCommand, MetricPoint
+from perfloop.streams.decode import MetricDecoder
 
 pytestmark = pytest.mark.broker
 
@@ -71,7 +71,7 @@ def test_kcat_writes_a_metric_perfloop_accepts(broker: str, topics: TopicNames) 
 def test_kafka_console_producer_writes_a_batch_perfloop_accepts(
     broker: str, topics: TopicNames
 ) -> None:
-    from schemas.messages import MetricBatch
+    from perfloop.schemas.messages import MetricBatch
 
     ts = time.time()
     batch = {"service": "search", "metric": "latency_ms", "ts": [ts, ts + 1], "values": [3, 4]}

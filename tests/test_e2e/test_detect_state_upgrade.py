@@ -14,6 +14,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka_helpers import read_records
+from window_builders import series, window
 from worker_support import (
     WorkerProcess,
     create_topics,
@@ -24,11 +25,10 @@ from worker_support import (
     worker_config,
 )
 
-from schemas.messages import WindowAggregate
-from streams.detect import breach_id
-from streams.history import decode
-from streams.service_state import MAGIC, ServiceState, history_in
-from tests.test_streams.test_detect import series, window
+from perfloop.schemas.messages import WindowAggregate
+from perfloop.streams.detect import breach_id
+from perfloop.streams.history import decode
+from perfloop.streams.service_state import MAGIC, ServiceState, history_in
 
 pytestmark = pytest.mark.broker
 

@@ -18,10 +18,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from loop_support import Worker
 
-from models.synthetic import synthetic_history
-from schemas.config import PerfloopConfig, TopicNames
-from schemas.messages import Diagnosis, Label, WindowAggregate
-from streams.diagnose_stage import MODEL_FILE
+from perfloop.models.synthetic import synthetic_history
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.schemas.messages import Diagnosis, Label, WindowAggregate
+from perfloop.streams.diagnose_stage import MODEL_FILE
 
 pytestmark = pytest.mark.broker
 

@@ -24,7 +24,7 @@ from loop_support import (
     worker_toml,
 )
 
-from schemas.config import PerfloopConfig, TopicNames
+from perfloop.schemas.config import PerfloopConfig, TopicNames
 
 pytestmark = pytest.mark.broker
 

@@ -23,8 +23,8 @@ from loop_support import (
     wait_loop_caught_up,
 )
 
-from schemas.config import PerfloopConfig, TopicNames
-from schemas.topics import create_missing_topics, topic_catalog
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.schemas.topics import create_missing_topics, topic_catalog
 
 pytestmark = pytest.mark.broker
 # 30 windows of 1 s: the worker below stays down for 40 s, and on its restart it may read the

@@ -9,7 +9,7 @@ more than an agent's queue holds, and the consumer has a large batch to deliver 
 the stream partitions are resumed after recovery. Were it to deliver before the partitions
 are at their committed offsets, the flow's resumption would throw events away that are never
 read again: their partition would not be committed past them, and a breach lost that way
-would get no diagnosis (see :mod:`streams.recovery`).
+would get no diagnosis (see :mod:`perfloop.streams.recovery`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from kafka_helpers import read_records
 from loop_support import SECRET, Worker, worker_toml
 from worker_support import wait_committed
 
-from models.synthetic import synthetic_history
-from schemas.config import PerfloopConfig, TopicNames
-from schemas.messages import Breach, Diagnosis
-from streams.detect_stage import HISTORY_HEADER, DetectStage
+from perfloop.models.synthetic import synthetic_history
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.schemas.messages import Breach, Diagnosis
+from perfloop.streams.detect_stage import HISTORY_HEADER, DetectStage
 
 pytestmark = pytest.mark.broker
 

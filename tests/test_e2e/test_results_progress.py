@@ -6,9 +6,14 @@ import asyncio
 
 import pytest
 
-from actions.kafka_clients import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from schemas.config import PerfloopConfig, TopicNames
-from streams.loop_stage import ResultsProgress
+from perfloop.actions.kafka_clients import (
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.streams.loop_stage import ResultsProgress
 
 pytestmark = pytest.mark.broker
 

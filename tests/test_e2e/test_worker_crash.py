@@ -32,8 +32,8 @@ from worker_support import (
     worker_config,
 )
 
-from schemas.config import PerfloopConfig
-from streams.ingest import ingest_group
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.streams.ingest import ingest_group
 
 pytestmark = pytest.mark.broker
 

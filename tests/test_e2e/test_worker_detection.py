@@ -35,11 +35,11 @@ from worker_support import (
     worker_config,
 )
 
-from schemas.config import TopicNames
-from streams.detect import breach_id as breach_id_of
-from streams.detect_stage import HISTORY_HEADER
-from streams.history import decode as decode_history
-from streams.service_state import MAGIC as STATE_MAGIC
+from perfloop.schemas.config import TopicNames
+from perfloop.streams.detect import breach_id as breach_id_of
+from perfloop.streams.detect_stage import HISTORY_HEADER
+from perfloop.streams.history import decode as decode_history
+from perfloop.streams.service_state import MAGIC as STATE_MAGIC
 
 pytestmark = pytest.mark.broker
 

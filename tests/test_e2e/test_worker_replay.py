@@ -34,7 +34,7 @@ from worker_support import (
     worker_config,
 )
 
-from schemas.config import PerfloopConfig
+from perfloop.schemas.config import PerfloopConfig
 
 pytestmark = pytest.mark.broker
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from kafka_helpers import at_ends, partitions_of
 
-from actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
+from perfloop.actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
+from perfloop.schemas.config import PerfloopConfig, TopicNames
+from perfloop.schemas.topics import create_missing_topics, topic_catalog
+from perfloop.streams.ingest import ingest_group
 from perfloop.toml_out import to_toml
-from schemas.config import PerfloopConfig, TopicNames
-from schemas.topics import create_missing_topics, topic_catalog
-from streams.ingest import ingest_group
 
 PERFLOOP = str(Path(sys.executable).with_name("perfloop"))
 T0 = 1_760_000_000.0  # a fixed event time, so that recordings replay to the same window ids

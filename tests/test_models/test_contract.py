@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from models.base import CauseClassifier
-from models.river_model import MODELS, RiverCauseClassifier
-from models.synthetic import labelled_stream
-from models.torch_model import TorchCauseClassifier
-from schemas.vocabulary import causes_of
+from perfloop.models.base import CauseClassifier
+from perfloop.models.river_model import MODELS, RiverCauseClassifier
+from perfloop.models.synthetic import labelled_stream
+from perfloop.models.torch_model import TorchCauseClassifier
+from perfloop.schemas.vocabulary import causes_of
 
 AREA = "latency"
 CAUSES = causes_of(AREA)

@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from models.diagnoser import Diagnoser, diagnosis_id
-from models.features import feature_names
-from models.synthetic import labelled_stream, synthetic_breach, synthetic_history
-from schemas.config import DiagnosisConfig
-from schemas.messages import Diagnosis
-from schemas.vocabulary import AREAS, causes_of
+from perfloop.models.diagnoser import Diagnoser, diagnosis_id
+from perfloop.models.features import feature_names
+from perfloop.models.synthetic import labelled_stream, synthetic_breach, synthetic_history
+from perfloop.schemas.config import DiagnosisConfig
+from perfloop.schemas.messages import Diagnosis
+from perfloop.schemas.vocabulary import AREAS, causes_of
 
 
 def test_learning_is_deduplicated_per_incident() -> None:

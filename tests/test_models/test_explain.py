@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from models.explain import attribution_entropy, attribution_sparsity, top_features
-from models.prior import RulePrior
-from models.river_model import RiverCauseClassifier
-from models.synthetic import labelled_stream
-from models.torch_model import TorchCauseClassifier
-from schemas.vocabulary import causes_of
+from perfloop.models.explain import attribution_entropy, attribution_sparsity, top_features
+from perfloop.models.prior import RulePrior
+from perfloop.models.river_model import RiverCauseClassifier
+from perfloop.models.synthetic import labelled_stream
+from perfloop.models.torch_model import TorchCauseClassifier
+from perfloop.schemas.vocabulary import causes_of
 
 
 def test_entropy_and_sparsity_bounds() -> None:

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from models.features import conform, extract_features, feature_names
-from models.synthetic import synthetic_history
-from schemas.vocabulary import AREAS, causes_of
+from perfloop.models.features import conform, extract_features, feature_names
+from perfloop.models.synthetic import synthetic_history
+from perfloop.schemas.vocabulary import AREAS, causes_of
 
 
 @pytest.mark.parametrize("area", AREAS)

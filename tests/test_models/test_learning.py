@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.diagnoser import Diagnoser
-from models.prior import RulePrior
-from models.synthetic import labelled_stream
-from schemas.vocabulary import AREAS
+from perfloop.models.diagnoser import Diagnoser
+from perfloop.models.prior import RulePrior
+from perfloop.models.synthetic import labelled_stream
+from perfloop.schemas.vocabulary import AREAS
 
 LEARN, AFTER_DRIFT = 200, 300
 SHORT = 50  # a short window shows the drift's dip and the recovery

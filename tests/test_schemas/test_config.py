@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from schemas.config import PerfloopConfig, load_config
+from perfloop.schemas.config import PerfloopConfig, load_config
 
 
 def test_defaults_are_the_flowcharts() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from schemas.vocabulary import REMEDY_TREE
+from perfloop.schemas.vocabulary import REMEDY_TREE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from schemas.messages import MESSAGE_TYPES
+from perfloop.schemas.messages import MESSAGE_TYPES
 
 NOW = time.time()
 SAMPLES = {

@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from schemas.messages import (
+from perfloop.schemas.messages import (
     ActionCommand,
     Breach,
     Diagnosis,
@@ -153,7 +153,7 @@ def test_diagnosis_probabilities_must_name_the_areas_causes() -> None:
 
 
 def test_a_window_finds_a_series_by_metric_and_labels() -> None:
-    from schemas.messages import WindowAggregate
+    from perfloop.schemas.messages import WindowAggregate
 
     def series(metric: str, value: float, **labels: str) -> dict[str, object]:
         return {"metric": metric, "labels": labels, "count": 1, "sum": value, "min": value,

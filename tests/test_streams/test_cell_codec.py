@@ -9,11 +9,11 @@ import zlib
 import numpy as np
 import pytest
 
-from schemas.config import WindowsConfig
-from streams.cell_codec import decode_cells, encode_cells
-from streams.decode import RawRecord
-from streams.window_cell import WindowCell
-from streams.window_stage import WindowStage
+from perfloop.schemas.config import WindowsConfig
+from perfloop.streams.cell_codec import decode_cells, encode_cells
+from perfloop.streams.decode import RawRecord
+from perfloop.streams.window_cell import WindowCell
+from perfloop.streams.window_stage import WindowStage
 
 T0 = 1_700_000_000.0
 

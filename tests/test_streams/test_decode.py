@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from schemas.config import IngestConfig
-from schemas.messages import MetricBatch, MetricPoint
-from streams.decode import MetricDecoder, RawRecord, SeriesKey
+from perfloop.schemas.config import IngestConfig
+from perfloop.schemas.messages import MetricBatch, MetricPoint
+from perfloop.streams.decode import MetricDecoder, RawRecord, SeriesKey
 
 NOW = time.time()
 T0 = 1_700_000_000.0
@@ -440,11 +440,11 @@ def test_the_fast_parser_decides_as_the_standard_library(monkeypatch: pytest.Mon
     """pydantic-core parses the values; the outcome must be exactly the standard library's."""
     import json
 
-    import streams.decode
+    import perfloop.streams.decode
 
     records = [RawRecord(v, None, 2, i) for i, v in enumerate(PARSER_EDGES)]
     fast = [MetricDecoder().decode([r], now=NOW) for r in records]
-    monkeypatch.setattr(streams.decode, "from_json", lambda raw: json.loads(raw.decode()))
+    monkeypatch.setattr(perfloop.streams.decode, "from_json", lambda raw: json.loads(raw.decode()))
     slow = [MetricDecoder().decode([r], now=NOW) for r in records]
     for value, a, b in zip(PARSER_EDGES, fast, slow, strict=True):
         assert _per_point(a) == _per_point(b), value

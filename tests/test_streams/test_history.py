@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from schemas.messages import SeriesAggregate, WindowAggregate
-from streams.history import History, decode, encode
+from perfloop.schemas.messages import SeriesAggregate, WindowAggregate
+from perfloop.streams.history import History, decode, encode
 
 T0 = 1_760_000_000.0
 

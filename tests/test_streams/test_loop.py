@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from actions.planner import Planner
-from actions.signing import Keyring, verify
-from schemas.config import PerfloopConfig
-from schemas.messages import (
+from perfloop.actions.planner import Planner
+from perfloop.actions.signing import Keyring, verify
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import (
     ActionResult,
     Breach,
     Diagnosis,
     SeriesAggregate,
     WindowAggregate,
 )
-from streams.incident import ServiceBook, WindowArchive
-from streams.loop import Loop, LoopOutput
+from perfloop.streams.incident import ServiceBook, WindowArchive
+from perfloop.streams.loop import Loop, LoopOutput
 
 T0 = 1_790_000_000.0
 KEYS = Keyring.parse("loop-test-secret-0123456789")

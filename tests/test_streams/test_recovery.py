@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from faust.tables.recovery import Recovery
 
-from schemas.config import PerfloopConfig
-from streams.app import build_app
-from streams.recovery import StreamSafeRecovery
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.streams.app import build_app
+from perfloop.streams.recovery import StreamSafeRecovery
 
 
 def test_recovery_completes_with_the_flow_stopped(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from schemas.config import PerfloopConfig
-from schemas.messages import WindowAggregate
-from streams.history import decode
-from streams.service_state import MAGIC, ServiceState, history_in
-from tests.test_streams.test_detect import series, window
+from window_builders import series, window
+
+from perfloop.schemas.config import PerfloopConfig
+from perfloop.schemas.messages import WindowAggregate
+from perfloop.streams.history import decode
+from perfloop.streams.service_state import MAGIC, ServiceState, history_in
 
 CONFIG = PerfloopConfig()
 KEEP = 3

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from streams.sketch import QuantileSketch
+from perfloop.streams.sketch import QuantileSketch
 
 QS = (0.5, 0.95, 0.99)
 

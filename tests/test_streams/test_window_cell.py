@@ -7,8 +7,8 @@ from array import array
 import numpy as np
 import pytest
 
-from streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
-from streams.window_cell import QUANTILES, WindowCell, exact_parts, held_quantiles
+from perfloop.streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
+from perfloop.streams.window_cell import QUANTILES, WindowCell, exact_parts, held_quantiles
 
 T0 = 1_700_000_000.0
 

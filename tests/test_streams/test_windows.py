@@ -9,12 +9,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from schemas.config import WindowsConfig
-from schemas.messages import WindowAggregate
-from streams import windows
-from streams.decode import MetricDecoder, RawRecord
-from streams.window_cell import exact_sums
-from streams.windows import PartitionWindows
+from perfloop.schemas.config import WindowsConfig
+from perfloop.schemas.messages import WindowAggregate
+from perfloop.streams import windows
+from perfloop.streams.decode import MetricDecoder, RawRecord
+from perfloop.streams.window_cell import exact_sums
+from perfloop.streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
 NOW = T0 + 100_000
@@ -321,7 +321,7 @@ def test_exact_sums_agree_whichever_way_they_group() -> None:
 
 def test_emitted_windows_are_those_returned_and_counted() -> None:
     """With ``emit`` the same windows come out, one by one, and the stage counts them."""
-    from streams.window_stage import WindowStage
+    from perfloop.streams.window_stage import WindowStage
 
     recs = records(random_rows(2000, seed=3))
     returned = feed(PartitionWindows(CFG), recs, 250)
