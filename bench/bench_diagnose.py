@@ -33,7 +33,7 @@ from perfloop.models.river_model import MODELS, RiverCauseClassifier  # noqa: E4
 from perfloop.models.synthetic import labelled_stream, synthetic_breach, synthetic_history  # noqa: E402
 from perfloop.models.torch_model import TorchCauseClassifier  # noqa: E402
 from perfloop.schemas.config import DiagnosisConfig  # noqa: E402
-from perfloop.schemas.vocabulary import AREAS, causes_of  # noqa: E402
+from perfloop.schemas.vocabulary import areas, causes_of  # noqa: E402
 
 AFTER_DRIFT = 300
 SHORT = 50
@@ -65,7 +65,7 @@ def cost_table(diagnoses: int, labels: int) -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     TorchCauseClassifier(("a", "b")).learn_one({"x": 1.0}, "a")  # warm torch up
-    for area in AREAS:
+    for area in areas():
         rng = random.Random(7)
         d = Diagnoser(DiagnosisConfig(min_labels=20))
         prior = _time_diagnoses(d, area, diagnoses, rng)
@@ -110,13 +110,13 @@ def selection_table(labels: int, seeds: int) -> None:
         "torch": lambda a: TorchCauseClassifier(causes_of(a)),
     }
     print(f"\nriver model choice: {labels} labels, abrupt drift, {AFTER_DRIFT} more labels;")
-    print(f"means over {len(AREAS)} areas x {seeds} seeds (accuracies test-then-train)")
+    print(f"means over {len(areas())} areas x {seeds} seeds (accuracies test-then-train)")
     head = ("model", "acc first", f"acc {SHORT} pre-drift", f"min acc{SHORT} post", "labels to 85%",
             "acc last 100", "learn ms")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name, make in candidates.items():
-        rows = [_run(make, a, labels, s) for a in AREAS for s in range(1, seeds + 1)]
+        rows = [_run(make, a, labels, s) for a in areas() for s in range(1, seeds + 1)]
         means = [statistics.mean(col) for col in zip(*rows, strict=True)]
         worst_back = max(r[3] for r in rows)
         cells = [f"{means[0]:.3f}", f"{means[1]:.3f}", f"{means[2]:.3f}"]

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from perfloop.areas import registry
 from perfloop.models.base import CauseClassifier, Features
 from perfloop.models.ensemble import AccuracyWeightedEnsemble
 from perfloop.models.explain import attribution_entropy, attribution_sparsity, top_features
@@ -41,9 +42,9 @@ from perfloop.models.prior import RulePrior
 from perfloop.models.quality import PrequentialAccuracy
 from perfloop.models.river_model import RiverCauseClassifier
 from perfloop.models.torch_model import TorchCauseClassifier
-from perfloop.schemas.config import DiagnosisConfig
+from perfloop.schemas.config import DetectionConfig, DiagnosisConfig
 from perfloop.schemas.messages import Breach, Diagnosis, WindowAggregate
-from perfloop.schemas.vocabulary import AREAS, causes_of
+from perfloop.schemas.vocabulary import causes_of
 
 MAX_NAME = 128
 MEMBERS = ("river", "torch")
@@ -94,7 +95,8 @@ class Diagnoser:
         unknown = set(self.members) - set(MEMBERS)
         if unknown or not self.members:
             raise ValueError(f"members: {list(members)!r}; choose among {', '.join(MEMBERS)}")
-        self.areas = {area: self._area_model(area) for area in AREAS}
+        #: area -> its model, made when the area is first asked for (any registered area)
+        self.areas: dict[str, AreaModel] = {}
         self._learnt: OrderedDict[str, None] = OrderedDict()
 
     def _area_model(self, area: str) -> AreaModel:
@@ -111,10 +113,11 @@ class Diagnoser:
         )
 
     def _model(self, area: str) -> AreaModel:
-        try:
-            return self.areas[area]
-        except KeyError:
-            raise ValueError(f"area: unknown area {area!r}; known: {', '.join(AREAS)}") from None
+        found = self.areas.get(area)
+        if found is None:
+            registry.get(area)  # ValueError naming the known areas
+            found = self.areas[area] = self._area_model(area)
+        return found
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -134,11 +137,12 @@ class Diagnoser:
         breach: Breach,
         history: Sequence[WindowAggregate],
         incident_id: str | None = None,
+        detection: DetectionConfig | None = None,
     ) -> Diagnosis:
         """The diagnosis of ``breach`` from the service's windows (oldest first, the breach
-        window last)."""
+        window last), read with ``detection`` (the service's; the defaults if none)."""
         area = breach.area
-        x = extract_features(area, history)
+        x = extract_features(area, history, detection)
         probs, decider, attribution = self.decide(area, x)
         cause = max(causes_of(area), key=lambda c: probs[c])
         model = self._model(area)

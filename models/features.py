@@ -1,16 +1,19 @@
 """Features for the cause classifiers, from a service's recent window aggregates.
 
-``extract_features(area, history)`` takes the breaching service's windows, oldest first, the
-last one being the breach window, and returns a flat ``dict[str, float]`` whose keys are
-always :func:`feature_names` ``(area)``, in that order:
+``extract_features(area, history, detection)`` takes the breaching service's windows, oldest
+first, the last one being the breach window, and returns a flat ``dict[str, float]`` whose
+keys are always :func:`feature_names` ``(area)``, in that order:
 
-- for each signal ``s`` of the area (see :data:`perfloop.models.signals.SIGNALS`):
+- for each diagnosis signal ``s`` of the area (its ``signals``, read by its ``read`` through
+  the same :class:`~perfloop.areas.view.SeriesView` detection uses, with the service's
+  configured rules):
   ``s`` (level in the breach window), ``s_delta`` (breach window minus the window before),
   ``s_growth`` (relative change per window from the oldest window to the breach window,
   clipped to [-10, 10]) and ``s_missing`` (1 when the breach window lacks it);
-- for each cause ``c``: ``share_c`` (its component over the whole in the breach window) and
-  ``share_c_delta`` (change of that share from the window before);
-- for each *other* area ``o``: ``ctx_o`` (:func:`perfloop.models.signals.context_signal`) and
+- for each cause ``c``: ``share_c`` and ``share_c_delta`` as above, where the share is the
+  cause's component (the area's ``components``) over the area's ``whole``;
+- for each *other* registered area ``o``: ``ctx_o``, how close ``o`` is to firing (the
+  greatest :func:`~perfloop.areas.base.severity` of its triggers: 1 at a fire threshold) and
   ``ctx_o_missing``.
 
 Missing values are imputed (carried forward from earlier windows, else back from later
@@ -31,25 +34,33 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-from perfloop.models.signals import SIGNALS, breakdown, context_signal, window_signals
+from perfloop.areas import registry
+from perfloop.areas.base import Area, severity
+from perfloop.areas.view import SeriesView
+from perfloop.schemas.config import DetectionConfig
 from perfloop.schemas.messages import WindowAggregate
-from perfloop.schemas.vocabulary import AREAS, causes_of
+
+_DEFAULT = DetectionConfig()
 
 #: Bounds of every feature value (keeps extreme inputs from swamping a model).
 GROWTH_LIMIT = 10.0
 VALUE_LIMIT = 1e15
 
 
-@cache
 def feature_names(area: str) -> tuple[str, ...]:
-    """The fixed, ordered feature keys of ``area``."""
-    causes = causes_of(area)
+    """The fixed, ordered feature keys of ``area`` (with the areas registered now)."""
+    return _feature_names(area, registry.generation())
+
+
+@cache
+def _feature_names(area: str, generation: int) -> tuple[str, ...]:
+    found = registry.get(area)
     names: list[str] = []
-    for s in SIGNALS[area]:
+    for s in found.signals:
         names += [s, f"{s}_delta", f"{s}_growth", f"{s}_missing"]
-    for c in causes:
+    for c in found.causes:
         names += [f"share_{c}", f"share_{c}_delta"]
-    for other in AREAS:
+    for other in registry.names():
         if other != area:
             names += [f"ctx_{other}", f"ctx_{other}_missing"]
     return tuple(names)
@@ -94,34 +105,63 @@ def _level_features(name: str, raw: Sequence[float | None]) -> dict[str, float]:
     }
 
 
-def _shares(area: str, window: WindowAggregate) -> dict[str, float]:
-    whole, parts = breakdown(area, window)
+def breakdown(
+    area: Area, view: SeriesView, readings: Mapping[str, float | None]
+) -> tuple[float | None, dict[str, float | None]]:
+    """The whole and each cause's component: the area's ``whole`` when the window carries
+    it, else the sum of the components present."""
+    parts = {cause: readings[name] for cause, name in area.components.items()}
+    whole = area.whole(view, readings)
+    present = [v for v in parts.values() if v is not None]
+    if (whole is None or whole <= 0) and present:
+        whole = sum(present)
+    return whole, parts
+
+
+def _shares(area: Area, view: SeriesView, readings: Mapping[str, float | None]) -> dict[str, float]:
+    whole, parts = breakdown(area, view, readings)
     if whole is None or not whole > 0:
         return dict.fromkeys(parts, 0.0)
     return {c: _clean(0.0 if v is None else v / whole, GROWTH_LIMIT) for c, v in parts.items()}
 
 
-def extract_features(area: str, history: Sequence[WindowAggregate]) -> dict[str, float]:
-    """The features of ``area`` from ``history`` (oldest first; the last is the breach window).
+def context(area: Area, view: SeriesView) -> float | None:
+    """How close ``area`` is to firing in the window: its triggers' greatest severity."""
+    found = [
+        severity(value, t.rule_of(view))
+        for t in area.triggers
+        if (value := t.read(view)) is not None
+    ]
+    return max(found) if found else None
+
+
+def extract_features(
+    area: str, history: Sequence[WindowAggregate], detection: DetectionConfig | None = None
+) -> dict[str, float]:
+    """The features of ``area`` from ``history`` (oldest first; the last is the breach
+    window), read with ``detection`` (the service's configuration; the defaults if none).
 
     An empty history gives every level 0 and every ``_missing`` flag 1.
     """
-    causes = causes_of(area)
+    found = registry.get(area)
+    config = _DEFAULT if detection is None else detection
+    views = [SeriesView(w, config) for w in history]
+    readings = [found.read(v) for v in views]
     x: dict[str, float] = {}
-    per_window = [window_signals(area, w) for w in history]
-    for s in SIGNALS[area]:
-        x.update(_level_features(s, [sig[s] for sig in per_window]))
-    now = _shares(area, history[-1]) if history else dict.fromkeys(causes, 0.0)
-    before = _shares(area, history[-2]) if len(history) >= 2 else now
+    for s in found.signals:
+        x.update(_level_features(s, [r[s] for r in readings]))
+    causes = tuple(found.causes)
+    now = _shares(found, views[-1], readings[-1]) if views else dict.fromkeys(causes, 0.0)
+    before = _shares(found, views[-2], readings[-2]) if len(views) >= 2 else now
     for c in causes:
         x[f"share_{c}"] = now[c]
         x[f"share_{c}_delta"] = now[c] - before[c]
-    for other in AREAS:
-        if other == area:
+    for other in registry.areas():
+        if other is found:
             continue
-        value = context_signal(other, history[-1]) if history else None
-        x[f"ctx_{other}"] = 0.0 if value is None else _clean(value)
-        x[f"ctx_{other}_missing"] = 1.0 if value is None else 0.0
+        value = context(other, views[-1]) if views else None
+        x[f"ctx_{other.name}"] = 0.0 if value is None else _clean(value)
+        x[f"ctx_{other.name}_missing"] = 1.0 if value is None else 0.0
     return x
 
 

@@ -2,7 +2,7 @@
 
 The prior blames the cause whose component has the **largest share** of the whole in the
 breach window (cache/model/workers bytes over memory in use, processing/network/database
-time over latency, ...; see :mod:`perfloop.models.signals`). Its probabilities are the shares plus a
+time over latency, ...; each area's ``components``). Its probabilities are the shares plus a
 small smoothing, normalized. When no share is known (every component missing or the whole
 is zero) it falls back to the component with the **largest growth**, and when that is flat
 too, to the first cause in flowchart order.
@@ -22,9 +22,8 @@ split among the causes; every other feature gets 0.
 
 from __future__ import annotations
 
+from perfloop.areas import registry
 from perfloop.models.base import Features, normalize
-from perfloop.models.signals import COMPONENTS
-from perfloop.schemas.vocabulary import causes_of
 
 SMOOTHING = 0.05
 
@@ -34,14 +33,16 @@ class RulePrior:
 
     def __init__(self, area: str) -> None:
         self.area = area
-        self.causes = causes_of(area)
+        found = registry.get(area)
+        self.causes = tuple(found.causes)
+        self.components = dict(found.components)
 
     def _basis(self, x: Features) -> dict[str, str]:
         """cause -> the feature the rule reads (shares, else component growth)."""
         shares = {c: f"share_{c}" for c in self.causes}
         if any(x.get(f, 0.0) > 0 for f in shares.values()):
             return shares
-        return {c: f"{COMPONENTS[self.area][c]}_growth" for c in self.causes}
+        return {c: f"{self.components[c]}_growth" for c in self.causes}
 
     def learn_one(self, x: Features, y: str) -> None:
         """The rule does not learn."""

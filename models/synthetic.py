@@ -13,7 +13,7 @@ shows in the *next* cause's series (in flowchart order), as if the series had be
 >>> history = synthetic_history("latency", "network", random.Random(1))
 >>> len(history), history[-1].service
 (4, 'svc')
->>> x = extract_features("latency", history)
+>>> x = extract_features("latency", history, DETECTION)
 >>> parts = ("processing", "network", "db")
 >>> max(parts, key=lambda p: x[f"latency_{p}_ms_growth"])
 'network'
@@ -22,23 +22,21 @@ shows in the *next* cause's series (in flowchart order), as if the series had be
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
-from perfloop.models.signals import ACCURACY_FIRE, ENTROPY_FIRE, SPARSITY_FIRE
+from perfloop.areas import registry
+from perfloop.areas.base import SYNTHETIC_COUNT
+from perfloop.schemas.config import DetectionConfig
 from perfloop.schemas.messages import Breach, SeriesAggregate, WindowAggregate
-from perfloop.schemas.vocabulary import TRIGGER_METRICS, causes_of
+from perfloop.schemas.vocabulary import causes_of
 
 START_TS = 1_700_000_000.0
-COUNT = 10
-
-#: area -> (component base range, the cause's growth per window, the others' growth).
-_SHAPES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
-    "memory": ((1e9, 8e9), (0.12, 0.30), (-0.06, 0.04)),
-    "latency": ((25.0, 200.0), (0.12, 0.30), (-0.06, 0.04)),
-    "throughput": ((0.05, 0.35), (0.12, 0.30), (-0.06, 0.04)),
-    "cache": ((50.0, 400.0), (0.12, 0.30), (-0.06, 0.04)),
-    "attribution": ((0.12, 0.50), (0.12, 0.30), (-0.06, 0.04)),
-}
+COUNT = SYNTHETIC_COUNT
+#: The detection configuration synthetic services run under: the default rules, and a
+#: throughput target below every synthetic rate (so throughput is read, and healthy).
+DETECTION = DetectionConfig(throughput_target_rps=50.0)
+#: Growth per window of the true cause's component, and of the others'.
+CAUSE_GROWTH = (0.12, 0.30)
+OTHER_GROWTH = (-0.06, 0.04)
 
 
 def _series(metric: str, mean: float, spread: float = 0.1) -> SeriesAggregate:
@@ -57,82 +55,10 @@ def _series(metric: str, mean: float, spread: float = 0.1) -> SeriesAggregate:
     )
 
 
-def _memory(parts: list[float], rng: random.Random) -> dict[str, float]:
+def _context(area: str, rng: random.Random) -> dict[str, float]:
+    """The other areas' trigger series, at unremarkable levels (each area's ``quiet``)."""
     return {
-        "memory_cache_bytes": parts[0],
-        "memory_model_bytes": parts[1],
-        "memory_workers_bytes": parts[2],
-        "memory_bytes": sum(parts) + rng.uniform(2e9, 5e9),
-        "queue_depth": rng.uniform(0, 50),
-        "worker_count": rng.uniform(4, 16),
-    }
-
-
-def _latency(parts: list[float], rng: random.Random) -> dict[str, float]:
-    return {
-        "latency_processing_ms": parts[0],
-        "latency_network_ms": parts[1],
-        "latency_db_ms": parts[2],
-        "latency_ms": sum(parts) + rng.uniform(10, 40),
-        "payload_bytes": rng.uniform(1e3, 1e5),
-        "db_connections_in_use": rng.uniform(5, 50),
-    }
-
-
-def _throughput(parts: list[float], rng: random.Random) -> dict[str, float]:
-    return {
-        "cpu_util": min(parts[0], 0.99),
-        "io_wait": min(parts[1], 0.99),
-        "memory_pressure": min(parts[2], 0.99),
-        "throughput_rps": rng.uniform(100, 1000),
-        "gc_pause_ms": rng.uniform(1, 20),
-    }
-
-
-def _cache(parts: list[float], rng: random.Random) -> dict[str, float]:
-    misses = sum(parts)
-    # counters: the window's sum is the count, so the mean is count / COUNT
-    return {
-        "cache_evictions": parts[0] / COUNT,
-        "cache_expirations": parts[1] / COUNT,
-        "cache_misses": misses / COUNT,
-        "cache_hits": misses * rng.uniform(2.5, 4.0) / COUNT,
-        "cache_keys": rng.uniform(1e4, 1e5),
-        "cache_size_bytes": rng.uniform(1e8, 1e9),
-    }
-
-
-def _attribution(parts: list[float], rng: random.Random) -> dict[str, float]:
-    return {
-        "attribution_entropy": min(ENTROPY_FIRE * parts[0], 1.0),
-        "attribution_sparsity": max(1.0 - (1.0 - SPARSITY_FIRE) * parts[1], 0.0),
-        "attribution_accuracy": max(1.0 - (1.0 - ACCURACY_FIRE) * parts[2], 0.0),
-        "feature_count": rng.uniform(20, 200),
-        "calibration_error": rng.uniform(0.01, 0.1),
-    }
-
-
-_WRITERS: dict[str, Callable[[list[float], random.Random], dict[str, float]]] = {
-    "memory": _memory,
-    "latency": _latency,
-    "throughput": _throughput,
-    "cache": _cache,
-    "attribution": _attribution,
-}
-
-
-def _context(rng: random.Random) -> dict[str, float]:
-    """Other areas' trigger series, at unremarkable levels."""
-    misses = rng.uniform(10, 50)
-    return {
-        "memory_bytes": rng.uniform(1e10, 3e10),
-        "latency_ms": rng.uniform(50, 400),
-        "throughput_rps": rng.uniform(100, 1000),
-        "cache_hits": misses * rng.uniform(5, 10),
-        "cache_misses": misses,
-        "attribution_entropy": rng.uniform(0.3, 0.8),
-        "attribution_sparsity": rng.uniform(0.3, 0.6),
-        "attribution_accuracy": rng.uniform(0.85, 0.95),
+        k: v for a in registry.areas() if a.name != area for k, v in a.synthetic.quiet(rng).items()
     }
 
 
@@ -150,15 +76,15 @@ def synthetic_history(
 ) -> list[WindowAggregate]:
     """``windows`` consecutive windows (oldest first) of a service whose ``area`` breaches
     because of ``cause``; each series is left out with probability ``drop``."""
+    shape = registry.get(area).synthetic
     causes = causes_of(area)
     grows = causes[(causes.index(cause) + concept) % len(causes)]
-    (lo, hi), cause_growth, other_growth = _SHAPES[area]
-    base = [rng.uniform(lo, hi) for _ in causes]
-    rate = [rng.uniform(*(cause_growth if c == grows else other_growth)) for c in causes]
+    base = [rng.uniform(*shape.base) for _ in causes]
+    rate = [rng.uniform(*(CAUSE_GROWTH if c == grows else OTHER_GROWTH)) for c in causes]
     out: list[WindowAggregate] = []
     for i in range(windows):
         parts = [b * (1 + g) ** i * rng.gauss(1.0, 0.02) for b, g in zip(base, rate, strict=True)]
-        values = {**_context(rng), **_WRITERS[area](parts, rng)}
+        values = {**_context(area, rng), **shape.window(parts, rng)}
         series = [
             _series(metric, value)
             for metric, value in values.items()
@@ -191,7 +117,7 @@ def labelled_stream(
         cause = rng.choice(causes)
         concept = 1 if drift_at is not None and i >= drift_at else 0
         history = synthetic_history(area, cause, rng, concept=concept, drop=drop)
-        out.append((extract_features(area, history), cause))
+        out.append((extract_features(area, history, DETECTION), cause))
     return out
 
 
@@ -202,7 +128,7 @@ def synthetic_breach(area: str, history: list[WindowAggregate], breach_id: str =
         breach_id=breach_id,
         service=last.service,
         area=area,
-        signal=TRIGGER_METRICS[area][0],
+        signal=registry.get(area).triggers[0].name,
         observed=1.0,
         threshold=0.5,
         direction="above",

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
+from perfloop.areas import registry
 from perfloop.schemas.config import TopicNames
-from perfloop.schemas.vocabulary import TRIGGER_METRICS
 
 Formatter = Callable[[dict[str, Any], tzinfo | None], str]
 
@@ -73,9 +73,15 @@ def _window(m: dict[str, Any], tz: tzinfo | None) -> str:
 
 
 def _signal(area: str, signal: str) -> str:
-    triggers = TRIGGER_METRICS.get(area, ())
-    metric, _, stat = signal.partition(".")
-    return stat if len(triggers) == 1 and metric == triggers[0] and stat else signal
+    """The signal as a line shows it: just the statistic when the area has one trigger on one
+    metric (``latency p95 720 > 500``), else its whole name."""
+    try:
+        triggers = registry.get(area).triggers
+    except ValueError:
+        return signal
+    if len(triggers) == 1 and len(triggers[0].metrics) == 1 and triggers[0].name == signal:
+        return signal.removeprefix(f"{triggers[0].metrics[0]}.")
+    return signal
 
 
 def _breach(m: dict[str, Any], tz: tzinfo | None) -> str:

@@ -119,7 +119,9 @@ def _rule(direction: Literal["above", "below"], fire: float, clear: float) -> An
 
 
 class DetectionConfig(_Section):
-    """Thresholds of the five flowcharts. Throughput's rule is a ratio to the target rate."""
+    """Thresholds of the five flowcharts. Throughput's rule is a ratio to the target rate.
+    ``rules`` holds the rules of areas added by plugins, by rule name (their defaults come
+    with the area)."""
 
     memory: ThresholdRule = _rule("above", 33.6 * GB, 32.0 * GB)
     latency: ThresholdRule = _rule("above", 500.0, 450.0)
@@ -130,7 +132,19 @@ class DetectionConfig(_Section):
     attribution_entropy: ThresholdRule = _rule("above", 0.85, 0.80)
     attribution_sparsity: ThresholdRule = _rule("below", 0.20, 0.25)
     attribution_accuracy: ThresholdRule = _rule("below", 0.80, 0.83)
+    rules: dict[str, ThresholdRule] = Field(default_factory=dict)
     services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def rule(self, name: str, default: ThresholdRule | None = None) -> ThresholdRule:
+        """The rule called ``name``: a field of this section (``latency``, ...), else an entry
+        of ``rules``, else ``default``; ``ValueError`` naming it when there is none."""
+        found = getattr(self, name, None) if name in DetectionConfig.model_fields else None
+        if isinstance(found, ThresholdRule):
+            return found
+        found = self.rules.get(name, default)
+        if found is None:
+            raise ValueError(f"detection: no rule {name!r}; set [detection.rules.{name}]")
+        return found
 
     def for_service(self, service: str) -> DetectionConfig:
         """This configuration with ``services[service]``'s overrides applied."""

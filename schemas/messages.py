@@ -16,13 +16,10 @@ value
 
 from __future__ import annotations
 
-import math
-import time
 from functools import cache
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,47 +28,24 @@ from pydantic import (
     model_validator,
 )
 
-from perfloop.schemas.vocabulary import AREAS, NON_NEGATIVE_METRICS, REMEDY_TREE, causes_of
+from perfloop.schemas.fields import (
+    AreaName,
+    Finite,
+    IncidentState,
+    Labels,
+    Name,
+    Number,
+    ParamValue,
+    Probability,
+    ResultStatus,
+    Text,
+    Timestamp,
+    Verdict,
+)
+from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, causes_of, remedies_of
 
 SCHEMA_VERSION: Final = 1
-MIN_TS = 946_684_800.0  # 2000-01-01
-MAX_FUTURE_S = 3600.0
 MAX_BATCH_POINTS = 100_000
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"{value!r} is not a finite number")
-    return value
-
-
-def _sane_ts(value: float) -> float:
-    _finite(value)
-    if value < MIN_TS:
-        raise ValueError(f"{value!r} is before 2000-01-01 (seconds since the epoch expected)")
-    if value > time.time() + MAX_FUTURE_S:
-        raise ValueError(f"{value!r} is more than {MAX_FUTURE_S:.0f} s in the future")
-    return value
-
-
-Finite = Annotated[float, Field(strict=True, allow_inf_nan=True), AfterValidator(_finite)]
-Timestamp = Annotated[float, Field(strict=True, allow_inf_nan=True), AfterValidator(_sane_ts)]
-# finite as pydantic checks it itself, with no Python call per value ("Input should be a
-# finite number"): for the window aggregates, built and read for every window on the hot path
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/@-]+$")
-]
-Text = Annotated[str, StringConstraints(max_length=4000)]
-Labels = Annotated[
-    dict[Name, Annotated[str, StringConstraints(max_length=128)]], Field(max_length=16)
-]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-AreaName = Literal["memory", "latency", "throughput", "cache", "attribution"]
-Verdict = Literal["resolved", "improved", "unchanged", "regressed", "no_data"]
-ResultStatus = Literal["applied", "failed", "rejected", "duplicate", "expired"]
-IncidentState = Literal["breached", "diagnosed", "acting", "verifying", "resolved", "escalated"]
-ParamValue = float | int | bool | Annotated[str, StringConstraints(max_length=256)]
 
 
 class Message(BaseModel):
@@ -315,7 +289,7 @@ class ActionCommand(Message):
     @model_validator(mode="after")
     def _remedy(self) -> ActionCommand:
         _check_cause(self.area, self.cause)
-        if self.remedy not in REMEDY_TREE[self.area][self.cause]:
+        if self.remedy not in remedies_of(self.area, self.cause):
             raise ValueError(
                 f"remedy: {self.remedy!r} is not a remedy for {self.area}/{self.cause}"
             )
@@ -410,5 +384,3 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     "incident_transition": IncidentTransition,
     "label": Label,
 }
-
-assert set(AREAS) == {"memory", "latency", "throughput", "cache", "attribution"}

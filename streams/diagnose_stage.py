@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from perfloop.models.diagnoser import Diagnoser
-from perfloop.schemas.config import DiagnosisConfig, PerfloopConfig
+from perfloop.schemas.config import DetectionConfig, DiagnosisConfig, PerfloopConfig
 from perfloop.schemas.messages import Breach, Diagnosis, Label, WindowAggregate
 from perfloop.streams.batches import dead_letter_json, in_batches
 from perfloop.streams.detect_stage import HISTORY_HEADER
@@ -58,8 +58,14 @@ REMEMBER_INCIDENTS = 10_000
 class DiagnoseStage:
     """Diagnoses breaches and learns labels, with the models checkpointed to ``state_dir``."""
 
-    def __init__(self, config: DiagnosisConfig, state_dir: str | Path) -> None:
+    def __init__(
+        self,
+        config: DiagnosisConfig,
+        state_dir: str | Path,
+        detection: DetectionConfig | None = None,
+    ) -> None:
         self.config = config
+        self.detection = detection or DetectionConfig()
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         path = self.state_dir / MODEL_FILE
@@ -79,7 +85,8 @@ class DiagnoseStage:
         """Diagnose ``breach`` from the windows up to and including the breach window."""
         upto = [w for w in history if w.end <= breach.window_end]
         incident = incident_id or breach.breach_id
-        diagnosis = self.diagnoser.diagnose(breach, upto, incident_id=incident)
+        detection = self.detection.for_service(breach.service)
+        diagnosis = self.diagnoser.diagnose(breach, upto, incident, detection)
         self.remember(incident, breach.area, diagnosis.features)
         return diagnosis
 
@@ -144,7 +151,9 @@ def install_diagnose(
 ) -> DiagnoseStage:
     """Add the diagnose and label agents to the worker's Faust ``app``."""
     names = config.topics.names
-    stage = DiagnoseStage(config.diagnosis, Path(config.worker.state_dir) / "models")
+    stage = DiagnoseStage(
+        config.diagnosis, Path(config.worker.state_dir) / "models", config.detection
+    )
     breaches, diagnoses, labels, dlq = (
         topic(names.breaches),
         topic(names.diagnoses),

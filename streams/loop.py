@@ -32,7 +32,7 @@ from typing import Any
 from perfloop.actions.bandit import verdict_reward
 from perfloop.actions.planner import Act, Attempt, Escalate, Planner, command_for
 from perfloop.actions.signing import Keyring
-from perfloop.schemas.config import PerfloopConfig, ThresholdRule
+from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import (
     ActionCommand,
     ActionResult,
@@ -44,8 +44,8 @@ from perfloop.schemas.messages import (
     WindowAggregate,
 )
 from perfloop.streams.incident import AttemptRecord, Incident, RecentWindow, ServiceBook
-from perfloop.streams.observations import window_observations
-from perfloop.streams.verify import verify
+from perfloop.streams.judge import judge
+from perfloop.streams.signals import window_observations
 
 MAX_EXECUTOR_FAILURES = 2
 
@@ -75,14 +75,6 @@ class Loop:
         self.keys = keys
 
     # -- helpers ---------------------------------------------------------------------------
-    def _rule(self, incident: Incident) -> ThresholdRule:
-        det = self.config.detection.for_service(incident.service)
-        name = incident.area
-        if incident.area == "attribution":
-            name = incident.signal.split(".")[0]  # attribution_entropy.mean -> its own rule
-        rule: ThresholdRule = getattr(det, name)
-        return rule
-
     def _move(
         self,
         out: LoopOutput,
@@ -357,43 +349,22 @@ class Loop:
         out = LoopOutput()
         att = inc.current
         assert att is not None
-        vcfg = self.config.verification
-        since = att.issued_at if att.applied_at is None else att.applied_at
-        after = book.windows_from(since, vcfg.settle_windows + vcfg.post_windows)
-        after = after[vcfg.settle_windows :]
-        if len(after) < vcfg.post_windows:
+        verification = judge(self.config, book, inc, att)
+        if verification is None:
             return out
-        post_windows = after[: vcfg.post_windows]
-        post = [w.observations[inc.signal] for w in post_windows if inc.signal in w.observations]
-        result = verify(inc.area, self._rule(inc), book.baseline_for(inc, att), post, vcfg)
-        end = post_windows[-1].end
-        verification = Verification(
-            verification_id=f"{att.action_id}:v",
-            incident_id=inc.incident_id,
-            action_id=att.action_id,
-            service=inc.service,
-            area=inc.area,
-            verdict=result.verdict,
-            baseline=result.baseline,
-            post=result.post,
-            statistic=result.statistic,
-            p_value=result.p_value,
-            effect_size=result.effect_size,
-            clear_condition_met=result.clear_condition_met,
-            window_end=end,
-        )
+        end = verification.window_end
         out.verifications.append(verification)
-        att.verdict, att.verification_id = result.verdict, verification.verification_id
+        att.verdict, att.verification_id = verification.verdict, verification.verification_id
         self.planner.settled(inc.service, inc.area)
-        reward = verdict_reward(result.verdict)
+        reward = verdict_reward(verification.verdict)
         if reward is not None and not att.dry_run:
             out.rewards.append((inc.area, att.cause, att.remedy, reward, end))
         detail = {
             "verification_id": verification.verification_id,
-            "p_value": result.p_value,
-            "effect_size": result.effect_size,
+            "p_value": verification.p_value,
+            "effect_size": verification.effect_size,
         }
-        if result.verdict == "resolved":
+        if verification.verdict == "resolved":
             self._move(out, inc, "resolved", f"{att.remedy} resolved {inc.area}", end, detail)
             if not att.dry_run:
                 out.labels.append(
@@ -408,6 +379,8 @@ class Loop:
                 )
             book.close(inc.area)
             return out
-        self._move(out, inc, "diagnosed", f"verdict {result.verdict} for {att.remedy}", end, detail)
+        self._move(
+            out, inc, "diagnosed", f"verdict {verification.verdict} for {att.remedy}", end, detail
+        )
         out.extend(self._plan(book, inc, end))
         return out

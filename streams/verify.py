@@ -1,13 +1,16 @@
 """Verification: did the remedy fix the problem? Post-action windows against the baseline.
 
-Kayenta-style: a verdict needs both statistical significance and a meaningful effect.
+Kayenta-style: a verdict needs both statistical significance and a meaningful effect. Each
+area's trigger names its test (:class:`~perfloop.areas.base.VerificationTest`): what a window
+contributes (``observe``) and the verdict (``verify``). Two tests are here:
 
-- The observations are the raw points each window kept (its bounded sample of the area's
-  trigger metric). A one-sided Mann-Whitney U test (scipy) asks whether the post-action
+- :data:`SAMPLE_SHIFT`: the observations are the raw points each window kept (its bounded sample of
+  the area's trigger metric). A one-sided Mann-Whitney U test (scipy) asks whether the post-action
   observations are better than the baseline's (lower memory or latency, higher throughput or
   accuracy); the effect size is the relative change of the medians in the good direction.
-- The cache hit rate is a ratio of counts, so its test is a one-sided two-proportion z-test
-  on the summed hits and misses; the effect is the relative change of the hit rate.
+- :data:`RATE_SHIFT`, for a ratio of counts such as the cache hit rate (its trigger reads two
+  metrics, the successes and the failures): a one-sided two-proportion z-test on the summed
+  counts; the effect is the relative change of the rate.
 - *resolved*: significant at ``confidence``, effect at least ``min_effect``, **and** the
   area's clear condition holds in every post window. *improved*: significant and at least
   ``min_effect`` better, but not clear. *regressed*: significantly and at least
@@ -19,10 +22,10 @@ Kayenta-style: a verdict needs both statistical significance and a meaningful ef
 >>> cfg = PerfloopConfig()
 >>> base = [WindowObservation(100.0, 700.0, [650.0, 700.0, 720.0, 690.0, 710.0] * 4)]
 >>> post = [WindowObservation(130.0, 200.0, [190.0, 200.0, 210.0, 205.0, 195.0] * 4)]
->>> result = verify("latency", cfg.detection.latency, base, post, cfg.verification)
+>>> result = SAMPLE_SHIFT.verify(cfg.detection.latency, base, post, cfg.verification)
 >>> result.verdict, result.clear_condition_met, round(result.effect_size, 2)
 ('resolved', True, 0.71)
->>> verify("latency", cfg.detection.latency, base, [], cfg.verification).verdict
+>>> SAMPLE_SHIFT.verify(cfg.detection.latency, base, [], cfg.verification).verdict
 'no_data'
 """
 
@@ -30,12 +33,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
+from perfloop.areas.view import SeriesView
 from perfloop.schemas.config import ThresholdRule, VerificationConfig
 from perfloop.schemas.messages import SampleSummary
+
+if TYPE_CHECKING:
+    from perfloop.areas.base import Trigger
 
 
 @dataclass(frozen=True)
@@ -106,18 +114,53 @@ def _verdict(significant_better: bool, significant_worse: bool, effect: float, c
     return "unchanged"
 
 
-def verify(
-    area: str,
+class SampleShift:
+    """The test of a trigger whose windows keep raw points (see the module docstring)."""
+
+    def observe(self, view: SeriesView, trigger: Trigger) -> WindowObservation:
+        sample = [x for metric in trigger.metrics for x in view.sample(metric)]
+        return WindowObservation(view.window.start, trigger.read(view), sample)
+
+    def verify(
+        self,
+        rule: ThresholdRule,
+        baseline: list[WindowObservation],
+        post: list[WindowObservation],
+        cfg: VerificationConfig,
+    ) -> VerificationResult:
+        return _verify_sample(rule, baseline, post, cfg)
+
+
+class RateShift:
+    """The test of a rate of counts: the trigger's two metrics are the successes and the
+    failures (see the module docstring)."""
+
+    def observe(self, view: SeriesView, trigger: Trigger) -> WindowObservation:
+        good, bad = (view.sum(metric) or 0.0 for metric in trigger.metrics)
+        return WindowObservation(view.window.start, trigger.read(view), [], (good, bad))
+
+    def verify(
+        self,
+        rule: ThresholdRule,
+        baseline: list[WindowObservation],
+        post: list[WindowObservation],
+        cfg: VerificationConfig,
+    ) -> VerificationResult:
+        return _verify_rate(baseline, post, cfg, _clear(rule, post), 1.0 - cfg.confidence)
+
+
+SAMPLE_SHIFT = SampleShift()
+RATE_SHIFT = RateShift()
+
+
+def _verify_sample(
     rule: ThresholdRule,
     baseline: list[WindowObservation],
     post: list[WindowObservation],
     cfg: VerificationConfig,
 ) -> VerificationResult:
-    """Compare ``post`` windows with ``baseline`` windows for ``area`` (see the module doc)."""
     clear = _clear(rule, post)
     alpha = 1.0 - cfg.confidence
-    if area == "cache":
-        return _verify_rate(baseline, post, cfg, clear, alpha)
     base_values = [x for w in baseline for x in w.sample]
     post_values = [x for w in post for x in w.sample]
     base_sum, post_sum = _summary(baseline, base_values), _summary(post, post_values)

@@ -10,7 +10,7 @@ from scenario files, and an executor handler through which remedies act on them.
 - :mod:`~perfloop.simulator.runner`: ``perfloop simulate`` and :func:`run` (Kafka).
 """
 
-from perfloop.simulator.efficacy import EFFICACY, Efficacy, best_remedy, efficacy
+from perfloop.simulator.efficacy import Efficacy, best_remedy, efficacy, efficacy_table
 from perfloop.simulator.faults import FaultView
 from perfloop.simulator.handler import SimulatorHandler
 from perfloop.simulator.runner import run
@@ -23,12 +23,12 @@ from perfloop.simulator.scenario import (
     detection_toml,
     load_scenario,
 )
-from perfloop.simulator.services import METRICS
+from perfloop.simulator.services import metrics
 from perfloop.simulator.simulation import Outcome, Simulation
 
 __all__ = [
-    "EFFICACY",
-    "METRICS",
+    "efficacy_table",
+    "metrics",
     "Efficacy",
     "FaultSpec",
     "FaultView",

@@ -55,7 +55,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from perfloop.schemas.messages import AreaName, Name
+from perfloop.schemas.fields import AreaName, Name
 from perfloop.schemas.vocabulary import causes_of
 
 

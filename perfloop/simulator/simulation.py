@@ -42,7 +42,7 @@ from perfloop.schemas.messages import ActionCommand
 from perfloop.simulator.efficacy import WRONG_FACTOR, WRONG_WORSE_P, efficacy
 from perfloop.simulator.faults import Fault, FaultView
 from perfloop.simulator.scenario import Scenario
-from perfloop.simulator.services import METRICS, Array, ServiceModel
+from perfloop.simulator.services import Array, ServiceModel
 
 #: How far simulated time may run ahead of the wall clock by default (seconds).
 MAX_LEAD_S: Final[float] = 3000.0
@@ -141,13 +141,13 @@ class Simulation:
             for i, svc in enumerate(self.services):
                 levels = self._levels(svc.name, t)
                 series = svc.emit(t, load[i], levels)
-                for metric in METRICS:
+                for metric, values in series.items():
                     out.append(
                         {
                             "service": svc.name,
                             "metric": metric,
                             "ts": ts,
-                            "values": np.round(series[metric], 6).tolist(),
+                            "values": np.round(values, 6).tolist(),
                         }
                     )
             return out

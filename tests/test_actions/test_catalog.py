@@ -4,26 +4,58 @@ from __future__ import annotations
 
 import pytest
 
-from perfloop.actions.catalog import CATALOG, DEVICES, markdown_table, remedy, validate_params
+from perfloop.actions.catalog import DEVICES, catalog, markdown_table, remedy, validate_params
 from perfloop.actions.params import ParamError, ParamSpec
-from perfloop.schemas.vocabulary import CAUSE_METRICS, REMEDY_TREE, TRIGGER_METRICS
+from perfloop.schemas.vocabulary import area_metrics, remedy_tree
+
+CATALOG = catalog()
+
+#: The public vocabulary: area -> cause -> remedy names, in the flowcharts' order.
+FLOWCHARTS = {
+    "memory": {
+        "cache": ("reduce_ttl", "increase_eviction", "compress_data"),
+        "model": ("use_mps_efficiently", "batch_optimization", "reduce_precision"),
+        "workers": ("adjust_pool_size", "limit_queue_size", "improve_cleanup"),
+    },
+    "latency": {
+        "processing": ("increase_batch_size", "optimize_mps_usage", "improve_caching"),
+        "network": ("reduce_payload_size", "use_compression", "optimize_routes"),
+        "database": ("index_optimization", "query_tuning", "connection_pool"),
+    },
+    "throughput": {
+        "cpu": ("increase_workers", "optimize_mps", "profile_hot_paths"),
+        "io": ("batch_operations", "async_processing", "cache_results"),
+        "memory": ("reduce_object_size", "pool_resources", "optimize_allocation"),
+    },
+    "cache": {
+        "capacity": ("increase_memory", "eviction_policy", "compress_data"),
+        "expiry": ("adjust_ttl", "predictive_load", "background_refresh"),
+        "key_space": ("key_strategy", "shard_data", "optimize_storage"),
+    },
+    "attribution": {
+        "entropy": ("adjust_thresholds", "feature_selection", "model_tuning"),
+        "sparsity": ("l1_regularization", "threshold_tuning", "feature_pruning"),
+        "accuracy": ("model_calibration", "data_quality", "validation_set"),
+    },
+}
 
 
-def test_catalog_has_the_45_remedies_of_the_vocabulary_in_order() -> None:
+def test_catalog_has_the_45_remedies_of_the_flowcharts_in_order() -> None:
     assert len(CATALOG) == 45
     expected = [
         (area, cause, name)
-        for area, causes in REMEDY_TREE.items()
+        for area, causes in FLOWCHARTS.items()
         for cause, names in causes.items()
         for name in names
     ]
     assert [r.key for r in CATALOG] == expected
+    assert remedy_tree() == FLOWCHARTS
 
 
 def test_every_remedy_is_documented_and_moves_a_known_metric() -> None:
     for r in CATALOG:
         assert r.description.endswith("."), r.key
-        assert r.metric in {*TRIGGER_METRICS[r.area], *CAUSE_METRICS[r.area]}, r.key
+        assert r.metric in area_metrics(r.area), r.key
         assert validate_params(r.area, r.cause, r.name, {}) == r.defaults()
 
 

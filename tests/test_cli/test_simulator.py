@@ -18,12 +18,12 @@ from simulator_support import (
 )
 
 from perfloop.schemas.messages import MetricBatch
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, REMEDY_TREE
-from perfloop.simulator import METRICS, Scenario, Simulation, load_scenario
+from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, remedy_tree
+from perfloop.simulator import Scenario, Simulation, load_scenario, metrics
 from perfloop.simulator.scenario import BUNDLED
 
 SCENARIOS = BUNDLED
-CAUSES = [(area, cause) for area, causes in REMEDY_TREE.items() for cause in causes]
+CAUSES = [(area, cause) for area, causes in remedy_tree().items() for cause in causes]
 #: the attribution signal each attribution cause breaches
 ATTRIBUTION_SIGNAL = {
     "entropy": "attribution_entropy.mean",
@@ -35,7 +35,7 @@ ATTRIBUTION_SIGNAL = {
 def test_every_metric_of_the_vocabulary_is_emitted_as_valid_batches() -> None:
     sim = Simulation(scenario(), seed=3, rate=4.0, start_ts=T0)
     batches = run_for(sim, 5.0)
-    assert {b["metric"] for b in batches} == set(METRICS) == NON_NEGATIVE_METRICS
+    assert {b["metric"] for b in batches} == set(metrics()) == NON_NEGATIVE_METRICS
     for b in batches:
         batch = MetricBatch.model_validate(b)
         assert batch.service == "api" and len(batch.ts) == len(batch.values) >= 1
@@ -120,7 +120,7 @@ def test_the_scenario_files_load(name: str) -> None:
     assert len(loaded.services) == 5 and loaded.simulation.speed > 1
     areas = {(f.area, f.cause) for f in loaded.faults}
     if name == "all-areas.toml":
-        assert {a for a, _ in areas} == set(REMEDY_TREE) and len(loaded.faults) == 5
+        assert {a for a, _ in areas} == set(remedy_tree()) and len(loaded.faults) == 5
     else:
         assert areas == set(CAUSES)
     starts = sorted(f.at for f in loaded.faults)

@@ -11,8 +11,8 @@ from simulator_support import T0, breached, direct_windows, run_for, scenario, s
 from perfloop.actions.handlers import Handler
 from perfloop.actions.signing import Keyring, build_command
 from perfloop.schemas.messages import ActionCommand
-from perfloop.schemas.vocabulary import REMEDY_TREE
-from perfloop.simulator import EFFICACY, Simulation, SimulatorHandler, best_remedy, efficacy
+from perfloop.schemas.vocabulary import remedy_tree
+from perfloop.simulator import Simulation, SimulatorHandler, best_remedy, efficacy, efficacy_table
 from perfloop.simulator.efficacy import WRONG_FACTOR, WRONG_WORSE_P
 
 KEYS = Keyring.parse("simulator-test-secret-0123456789")
@@ -38,15 +38,15 @@ def faulty(area: str = "memory", cause: str = "cache", seed: int = 0) -> Simulat
 
 
 def test_the_table_covers_every_remedy_and_the_best_is_never_the_flowcharts_first() -> None:
-    assert len(EFFICACY) == 45
-    for area, causes in REMEDY_TREE.items():
+    assert len(efficacy_table()) == 45
+    for area, causes in remedy_tree().items():
         for cause, names in causes.items():
             assert best_remedy(area, cause) != names[0]
             fixes = sorted(efficacy(area, cause, r).fix for r in names)
             assert fixes[0] < fixes[-1]
     assert best_remedy("memory", "cache") == "compress_data"
-    names = REMEDY_TREE["memory"]["cache"]
-    ranked = sorted(names, key=lambda r: -EFFICACY[("memory", "cache", r)].fix)
+    names = remedy_tree()["memory"]["cache"]
+    ranked = sorted(names, key=lambda r: -efficacy("memory", "cache", r).fix)
     assert ranked[:2] == ["compress_data", "reduce_ttl"]
 
 

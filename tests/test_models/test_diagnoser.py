@@ -12,7 +12,7 @@ from perfloop.models.features import feature_names
 from perfloop.models.synthetic import labelled_stream, synthetic_breach, synthetic_history
 from perfloop.schemas.config import DiagnosisConfig
 from perfloop.schemas.messages import Diagnosis
-from perfloop.schemas.vocabulary import AREAS, causes_of
+from perfloop.schemas.vocabulary import areas, causes_of
 
 
 def test_learning_is_deduplicated_per_incident() -> None:
@@ -51,7 +51,7 @@ def test_the_prior_decides_until_min_labels() -> None:
     assert d.accuracy("memory") is not None
 
 
-@pytest.mark.parametrize("area", AREAS)
+@pytest.mark.parametrize("area", areas())
 def test_diagnoses_are_complete_and_finite_with_missing_metrics(area: str) -> None:
     d = Diagnoser(DiagnosisConfig(min_labels=3, top_features=4))
     rng = random.Random(4)

@@ -11,7 +11,7 @@ import pytest
 from perfloop.models.diagnoser import Diagnoser
 from perfloop.models.prior import RulePrior
 from perfloop.models.synthetic import labelled_stream
-from perfloop.schemas.vocabulary import AREAS
+from perfloop.schemas.vocabulary import areas
 
 LEARN, AFTER_DRIFT = 200, 300
 SHORT = 50  # a short window shows the drift's dip and the recovery
@@ -22,7 +22,7 @@ def _windowed(hits: list[bool], end: int, width: int) -> float:
     return sum(part) / len(part)
 
 
-@pytest.mark.parametrize("area", AREAS)
+@pytest.mark.parametrize("area", areas())
 def test_learns_each_area_and_recovers_from_drift(area: str) -> None:
     stream = labelled_stream(area, LEARN + AFTER_DRIFT, seed=20, drift_at=LEARN)
     d = Diagnoser()

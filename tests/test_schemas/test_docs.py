@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from perfloop.schemas.vocabulary import REMEDY_TREE
+from perfloop.schemas.vocabulary import remedy_tree
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -25,7 +25,7 @@ def test_generated_docs_are_up_to_date() -> None:
 
 def test_the_remedy_doc_names_every_remedy_of_the_vocabulary() -> None:
     text = (DOCS / "REMEDIES.md").read_text()
-    for area, causes in REMEDY_TREE.items():
+    for area, causes in remedy_tree().items():
         for cause, remedies in causes.items():
             for remedy in remedies:
                 assert f"| {area} | {cause} | `{remedy}` |" in text
