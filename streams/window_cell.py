@@ -576,6 +576,7 @@ class WindowCell:
         }
 
     def to_json(self) -> list[Any]:
+        """The cell as JSON-able data, to compare cells by (its sketch: :meth:`full_sketch`)."""
         return [
             self.count,
             self.exact_sum,
@@ -587,20 +588,3 @@ class WindowCell:
             self.sample.tolist(),
             self.full_sketch().to_json(),
         ]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> WindowCell:
-        count, total, low, high, last, last_ts, seed, sample, sketch = data
-        restored = QuantileSketch.from_json(sketch)
-        return cls.restore(
-            int(count),
-            total if type(total) is int else exact_of(float(total)),
-            float(low),
-            float(high),
-            float(last),
-            float(last_ts),
-            int(seed),
-            array("d", [float(v) for v in sample]),
-            restored,
-            restored.alpha,
-        )

@@ -66,7 +66,7 @@ from perfloop.streams.window_cell import (
 )
 
 STATE_VERSION = 1
-_MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
+_MAGIC = b"PWB1"  # starts the binary form of to_bytes
 _HEAD = struct.Struct("<I")
 MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
 MAX_NAME = 128  # the longest window id a window message takes
@@ -536,18 +536,11 @@ class PartitionWindows:
         return pw
 
     def to_json(self) -> dict[str, Any]:
-        """The whole state as JSON-able data; :meth:`from_json` continues identically."""
+        """The whole state as JSON-able data, to compare and inspect states by (the state
+        travels as :meth:`to_bytes`)."""
         head, _, remap = self._header()
         head["cells"] = [[wi, sid, cell.to_json()] for wi, sid, cell in self._cells(remap)]
         return head
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PartitionWindows:
-        """The windows that :meth:`to_json` described."""
-        pw = cls._from_header(data)
-        for wi, sid, cell in data["cells"]:
-            pw._windows.setdefault(int(wi), {})[int(sid)] = WindowCell.from_json(cell)
-        return pw
 
     def to_bytes(self) -> bytes:
         """The whole state, compactly: a JSON header (configuration, watermark, series) and
@@ -559,9 +552,10 @@ class PartitionWindows:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PartitionWindows:
-        """The windows that :meth:`to_bytes` wrote (or the JSON of :meth:`to_json`)."""
+        """The windows that :meth:`to_bytes` wrote; other bytes raise ValueError naming how
+        they start."""
         if not data.startswith(_MAGIC):
-            return cls.from_json(json.loads(data))
+            raise ValueError(f"window state: {data[:4]!r} is not the mark {_MAGIC!r}")
         at = len(_MAGIC)
         (size,) = _HEAD.unpack_from(data, at)
         at += _HEAD.size

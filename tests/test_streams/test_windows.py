@@ -216,6 +216,11 @@ def test_restored_state_continues_identically() -> None:
     assert first and rest_a
 
 
+def test_a_state_of_another_form_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="window state: b'{\"ve' is not the mark b'PWB1'"):
+        PartitionWindows.from_bytes(json.dumps(PartitionWindows(CFG).to_json()).encode())
+
+
 def test_sample_is_deterministic_bounded_and_spans_the_window() -> None:
     msg = {
         "service": "api",
