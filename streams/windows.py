@@ -15,7 +15,7 @@ window closes (or ``PENDING_POINTS`` are held, or the state is saved); then one 
 (series, window) group however many batches its points came in. A window closing with all of
 a series' points still held, few enough for its sample, needs no cell at all: those series'
 aggregates are computed together from the held points
-(:func:`~perfloop.streams.window_cell.group_fields`), the same to the bit as a cell's.
+(:func:`~perfloop.streams.group_aggregates.group_fields`), the same to the bit as a cell's.
 
 >>> from perfloop.streams.decode import DecodedBatch, SeriesKey
 >>> from perfloop.schemas.config import WindowsConfig
@@ -53,17 +53,11 @@ from perfloop.schemas.config import WindowsConfig
 from perfloop.schemas.messages import SCHEMA_VERSION, SeriesAggregate, WindowAggregate, unchecked
 from perfloop.streams.cell_codec import decode_cells, encode_cells
 from perfloop.streams.decode import DecodedBatch, SeriesKey
+from perfloop.streams.exact_sum import exact_parts, exact_sums
+from perfloop.streams.group_aggregates import group_fields, held_quantiles, last_positions
+from perfloop.streams.reservoir import seed_prefix, stable_seed
 from perfloop.streams.sketch import QuantileSketch
-from perfloop.streams.window_cell import (
-    WindowCell,
-    exact_parts,
-    exact_sums,
-    group_fields,
-    held_quantiles,
-    last_positions,
-    seed_prefix,
-    stable_seed,
-)
+from perfloop.streams.window_cell import WindowCell
 
 STATE_VERSION = 1
 _MAGIC = b"PWB1"  # starts the binary form of to_bytes

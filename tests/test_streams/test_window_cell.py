@@ -7,8 +7,10 @@ from array import array
 import numpy as np
 import pytest
 
+from perfloop.streams.exact_sum import exact_parts
+from perfloop.streams.group_aggregates import QUANTILES, held_quantiles
 from perfloop.streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
-from perfloop.streams.window_cell import QUANTILES, WindowCell, exact_parts, held_quantiles
+from perfloop.streams.window_cell import WindowCell
 
 T0 = 1_700_000_000.0
 

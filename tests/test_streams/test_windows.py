@@ -13,7 +13,7 @@ from perfloop.schemas.config import WindowsConfig
 from perfloop.schemas.messages import WindowAggregate
 from perfloop.streams import windows
 from perfloop.streams.decode import MetricDecoder, RawRecord
-from perfloop.streams.window_cell import exact_sums
+from perfloop.streams.exact_sum import exact_sums
 from perfloop.streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
