@@ -7,7 +7,7 @@ holds the service's :class:`~perfloop.streams.service_state.ServiceState`: its d
 recent windows. Detecting here costs a window little beyond the detector itself; a Faust agent that
 read every window back from Kafka cost several times the detection it ran.
 
-State and recovery follow the window checkpoints (see :mod:`perfloop.streams.ingest`):
+State and recovery follow the window checkpoints (see :mod:`perfloop.streams.kafka.ingest`):
 
 - the states a partition's windows changed are written, as one record per service, to the
   compacted topic :func:`detect_state_topic` on the partition's own number, once the breaches their

@@ -1,10 +1,10 @@
 """The window stage of one worker: raw metric records in, closed windows and dead letters out.
 
-Pure logic, no Kafka: the ingest (:mod:`perfloop.streams.ingest`) hands it batches of records per
-partition and sends what it returns. Each partition's state (open windows, watermark, the
-last offset applied) is checkpointed as one compressed blob; a record at or below the
-checkpoint's offset was already applied and is skipped, so replaying from an older committed
-offset after a crash neither loses nor double-counts a point.
+Pure logic, no Kafka: the ingest (:mod:`perfloop.streams.kafka.ingest`) hands it batches of
+records per partition and sends what it returns. Each partition's state (open windows,
+watermark, the last offset applied) is checkpointed as one compressed blob; a record at or
+below the checkpoint's offset was already applied and is skipped, so replaying from an older
+committed offset after a crash neither loses nor double-counts a point.
 
 >>> import json, time
 >>> stage = WindowStage(source_topic="metrics")

@@ -47,8 +47,8 @@ from mode import Service
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import Breach, DeadLetter, WindowAggregate
 from perfloop.schemas.topics import MAX_STATE_BYTES, TopicSpec, create_missing_topics, state_topic
-from perfloop.streams.bare_records import use_bare_records
 from perfloop.streams.detect_stage import HISTORY_HEADER, DetectStage, detect_state_topic
+from perfloop.streams.kafka.bare_records import use_bare_records
 from perfloop.streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
