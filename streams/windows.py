@@ -110,16 +110,6 @@ class PartitionWindows:
         return None if self._watermark == -math.inf else self._watermark
 
     @property
-    def dropped_windows(self) -> int:
-        """Windows a message could not carry (see :class:`Dropped`)."""
-        return self.dropped.windows
-
-    @property
-    def dropped_series(self) -> int:
-        """Series past a window's limit (see :class:`Dropped`)."""
-        return self.dropped.series
-
-    @property
     def open_cells(self) -> int:
         """How many (series, window) aggregates are open."""
         self._fold_pending()

@@ -444,4 +444,4 @@ def test_a_window_whose_id_is_too_long_for_a_message_is_dropped_and_counted() ->
     rows = [(service, "latency_ms", T0 + 1, 5.0), ("api", "latency_ms", T0 + 2, 6.0)]
     pw = PartitionWindows(CFG)
     closed = all_windows(records(rows), pw)
-    assert [w.service for w in closed] == ["api"] and pw.dropped_windows == 1
+    assert [w.service for w in closed] == ["api"] and pw.dropped.windows == 1
