@@ -62,7 +62,7 @@ from perfloop.actions.kafka_clients import (
 from perfloop.schemas.config import PerfloopConfig, TopicNames
 from perfloop.schemas.topics import create_missing_topics, topic_catalog
 from perfloop.streams.detect_stage import detect_state_topic
-from perfloop.streams.ingest import ingest_group
+from perfloop.streams.kafka.ingest import ingest_group
 
 T0 = 1_760_000_000.0
 METRICS = [
@@ -73,12 +73,12 @@ METRICS = [
 ]  # fmt: skip
 RUN_WORKER = (
     "import sys; from perfloop.schemas.config import load_config; "
-    "from perfloop.streams.worker import run_worker; "
+    "from perfloop.streams.kafka.worker import run_worker; "
     "run_worker(load_config(sys.argv[1]))"
 )
 PROFILE_WORKER = (
     "import cProfile, sys; from perfloop.schemas.config import load_config; "
-    "from perfloop.streams.worker import run_worker; config = load_config(sys.argv[1]); "
+    "from perfloop.streams.kafka.worker import run_worker; config = load_config(sys.argv[1]); "
     "cProfile.run('run_worker(config)', sys.argv[2])"
 )
 ASSIGNED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\] .*ingest: assigned", re.M)

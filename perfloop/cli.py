@@ -46,7 +46,7 @@ def cmd_schemas_export(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from perfloop.schemas.config import load_config
-    from perfloop.streams.worker import run_worker
+    from perfloop.streams.kafka.worker import run_worker
 
     run_worker(load_config(args.config), loglevel=args.loglevel)
     return 0

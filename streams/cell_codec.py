@@ -30,7 +30,7 @@ import numpy.typing as npt
 from perfloop.streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
 from perfloop.streams.window_cell import WindowCell
 
-CODEC_VERSION = 2  # 1: every cell with its sketch (still read)
+CODEC_VERSION = 2
 _NO_BUCKETS = np.zeros(0, np.int64)
 _HEAD = struct.Struct("<I")
 
@@ -105,8 +105,8 @@ def decode_cells(blob: bytes, alpha: float) -> list[tuple[int, int, WindowCell]]
     (head_size,) = _HEAD.unpack_from(blob)
     head = json.loads(blob[_HEAD.size : _HEAD.size + head_size])
     version = head.get("version")
-    if version not in (1, CODEC_VERSION):
-        raise ValueError(f"version: cell codec version {version!r} is not 1 or {CODEC_VERSION}")
+    if version != CODEC_VERSION:
+        raise ValueError(f"version: cell codec version {version!r} is not {CODEC_VERSION}")
     pos = _HEAD.size + head_size
     parts = []
     for size in head["sizes"]:
@@ -132,7 +132,7 @@ def decode_cells(blob: bytes, alpha: float) -> list[tuple[int, int, WindowCell]]
         at_bucket += n_pos + n_neg
         sketch = (
             None
-            if version >= 2 and zero == n_pos == n_neg == 0
+            if zero == n_pos == n_neg == 0
             else QuantileSketch.from_state(
                 alpha, max_buckets, zero, pos_lo, pos_counts, neg_lo, neg_counts
             )

@@ -7,7 +7,7 @@ holds the service's :class:`~perfloop.streams.service_state.ServiceState`: its d
 recent windows. Detecting here costs a window little beyond the detector itself; a Faust agent that
 read every window back from Kafka cost several times the detection it ran.
 
-State and recovery follow the window checkpoints (see :mod:`perfloop.streams.ingest`):
+State and recovery follow the window checkpoints (see :mod:`perfloop.streams.kafka.ingest`):
 
 - the states a partition's windows changed are written, as one record per service, to the
   compacted topic :func:`detect_state_topic` on the partition's own number, once the breaches their
@@ -21,11 +21,6 @@ Each breach goes out with the windows it was detected on, in the record header
 :data:`HISTORY_HEADER` (the service's history, in :mod:`perfloop.streams.history`'s form), so the
 diagnose stage needs no state of its own and diagnoses the same however far detection has run
 ahead of it.
-
-The state topic is the one earlier workers' detect table used as its changelog; its records
-(in either of :mod:`perfloop.streams.service_state`'s layouts) are read, and the records only those
-workers wrote (the ``h:`` histories, the ``b:`` breach snapshots) are deleted at the next
-checkpoint.
 """
 
 from __future__ import annotations
@@ -35,12 +30,11 @@ from collections.abc import Mapping
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import Breach, WindowAggregate
 from perfloop.schemas.topics import MAX_STATE_BYTES, TopicSpec, state_topic
-from perfloop.streams.service_state import LEGACY_HISTORY, ServiceState
+from perfloop.streams.service_state import ServiceState
 
 HISTORY_HEADER = "perfloop.history"
-LEGACY_SNAPSHOT = b"b:"  # the key prefix of an earlier worker's breach snapshot
 
-Record = tuple[bytes, bytes | None]  # (key, value); a value of None deletes the key
+Record = tuple[bytes, bytes]  # (key, value)
 
 
 def detect_state_topic(config: PerfloopConfig) -> TopicSpec:
@@ -63,7 +57,6 @@ class DetectStage:
         self.keep = config.windows.history_windows
         self._states: dict[int, dict[bytes, ServiceState]] = {}
         self._pending: dict[int, dict[bytes, None]] = {}  # keys to write, in order
-        self._stale: dict[int, list[bytes]] = {}  # records to delete
 
     def observe(self, partition: int, window: WindowAggregate) -> list[tuple[Breach, bytes]]:
         """Detect on ``window`` of ``partition``: the breaches it raises, each with the
@@ -72,42 +65,27 @@ class DetectStage:
         states = self._states.setdefault(partition, {})
         state = states.get(key)
         if state is None:
-            state = states[key] = ServiceState.load(None, None, self.config)
+            state = states[key] = ServiceState.load(None, self.config)
         breaches = state.observe(window, self.keep)
         self._pending.setdefault(partition, {})[key] = None
         return [(breach, state.history_blob()) for breach in breaches]
 
     def pending(self, partition: int) -> list[Record]:
         """The records that bring the partition's state topic up to date: each state changed
-        since the last call, and the deletions of an earlier worker's records."""
+        since the last call."""
         states = self._states.get(partition, {})
-        records: list[Record] = [(key, None) for key in self._stale.pop(partition, [])]
-        for key in self._pending.pop(partition, {}):
-            records.extend(states[key].records(key))
-        return records
+        return [(key, states[key].dump()) for key in self._pending.pop(partition, {})]
 
     def restore(self, partition: int, table: Mapping[bytes, bytes]) -> None:
         """Take over ``partition`` from its state topic's latest record per key."""
-        services = {
-            key[len(LEGACY_HISTORY) :] if key.startswith(LEGACY_HISTORY) else key
-            for key in table
-            if not key.startswith(LEGACY_SNAPSHOT)
+        self._states[partition] = {
+            key: ServiceState.load(table[key], self.config) for key in sorted(table)
         }
-        states = {key: ServiceState.read(table, key, self.config) for key in sorted(services)}
-        self._states[partition] = states
-        # a state read from the two-record layout is written as one record at the next
-        # checkpoint, which deletes its h: record; the other records of earlier workers go too
-        self._pending[partition] = {key: None for key, state in states.items() if state.legacy}
-        self._stale[partition] = [
-            key
-            for key in table
-            if key.startswith(LEGACY_SNAPSHOT)
-            or (key.startswith(LEGACY_HISTORY) and not states[key[len(LEGACY_HISTORY) :]].legacy)
-        ]
+        self._pending[partition] = {}
 
     def drop(self, partition: int) -> None:
         """Forget ``partition`` (revoked: its next owner reads its states back)."""
-        for held in (self._states, self._pending, self._stale):
+        for held in (self._states, self._pending):
             held.pop(partition, None)
 
     def services(self, partition: int) -> list[bytes]:

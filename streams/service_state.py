@@ -2,26 +2,23 @@
 
 One record a service, keyed by the service's name (see :mod:`perfloop.streams.detect_stage`):
 :data:`MAGIC`, the length of the detector's JSON (little-endian uint32), that JSON, then the
-service's :class:`~perfloop.streams.history.History`: one record, not one for the detector and one
-for the history.
-
-Earlier workers kept the two apart: the detector's JSON under the service's name and the
-history under ``h:<service>``. :meth:`ServiceState.read` reads that layout too, and
-:meth:`ServiceState.records`, the first time it stores the service's one record, also deletes
-the ``h:`` record. The layout is known here only.
+service's :class:`~perfloop.streams.history.History`. The layout is known here only.
 
 >>> from perfloop.schemas.config import PerfloopConfig
->>> state = ServiceState.load(None, None, PerfloopConfig())
+>>> state = ServiceState.load(None, PerfloopConfig())
 >>> record = state.dump()
->>> record[:2], history_in(record), ServiceState.load(record, None, PerfloopConfig()).windows()
+>>> record[:2], history_in(record), ServiceState.load(record, PerfloopConfig()).windows()
 (b'S\\x01', b'H\\x01', [])
+>>> ServiceState.load(b'{"version": 1}', PerfloopConfig())
+Traceback (most recent call last):
+...
+ValueError: detection state: a record starting b'{"' is not one of b'S\\x01'
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
 
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import Breach, WindowAggregate
@@ -30,16 +27,12 @@ from perfloop.streams.history import History
 from perfloop.streams.history import decode as decode_history
 
 MAGIC = b"S\x01"
-LEGACY_HISTORY = b"h:"  # the key prefix of a history in the two-record layout
 _SIZE = struct.Struct("<I")
 _HEAD = len(MAGIC) + _SIZE.size
 
 
-Table = Mapping[bytes, bytes]
-
-
 def history_in(record: bytes) -> bytes:
-    """The history part of a record in the one-record layout."""
+    """The history part of a record."""
     (size,) = _SIZE.unpack_from(record, len(MAGIC))
     return record[_HEAD + size :]
 
@@ -52,49 +45,26 @@ class ServiceState:
     window is added (the record is let go then), and let go again by :meth:`dump`, so a state
     never holds its history twice."""
 
-    __slots__ = ("detector", "record", "legacy", "_history")
+    __slots__ = ("detector", "record", "_history")
 
-    def __init__(
-        self, detector: Detector, record: bytes | None, history: History | None, legacy: bool
-    ) -> None:
+    def __init__(self, detector: Detector, record: bytes | None, history: History | None) -> None:
         self.detector = detector
         self.record = record
-        self.legacy = legacy  # loaded from the two-record layout: its h: record is to go
         self._history = history
 
     @classmethod
-    def load(
-        cls, record: bytes | None, legacy_history: bytes | None, config: PerfloopConfig
-    ) -> ServiceState:
-        """The state of a table ``record`` (either layout; ``legacy_history`` is the h: record
-        of the two-record layout, read only when ``record`` is not in the one-record one)."""
-        if record is not None and record.startswith(MAGIC):
-            (size,) = _SIZE.unpack_from(record, len(MAGIC))
-            data = json.loads(record[_HEAD : _HEAD + size])
-            return cls(Detector.from_json(data, config.detection), record, None, False)
-        detector = (
-            Detector.from_json(json.loads(record), config.detection)
-            if record
-            else Detector(config.detection)
-        )
-        return cls(detector, None, History.load(legacy_history), legacy_history is not None)
-
-    @classmethod
-    def read(cls, table: Table, key: bytes, config: PerfloopConfig) -> ServiceState:
-        """The state the table holds for service ``key`` (either layout)."""
-        record = table.get(key)
-        one_record = record is not None and record.startswith(MAGIC)
-        return cls.load(record, None if one_record else table.get(LEGACY_HISTORY + key), config)
-
-    def records(self, key: bytes) -> list[tuple[bytes, bytes | None]]:
-        """The records that store the state as service ``key``'s one record: that record
-        (and, if the state was read from the two-record layout, ``None`` for its ``h:``
-        record, which is to be deleted)."""
-        out: list[tuple[bytes, bytes | None]] = [(key, self.dump())]
-        if self.legacy:
-            out.append((LEGACY_HISTORY + key, None))
-            self.legacy = False
-        return out
+    def load(cls, record: bytes | None, config: PerfloopConfig) -> ServiceState:
+        """The state a table ``record`` holds (None: a service not seen yet); a record in
+        another layout raises ValueError naming how it starts."""
+        if record is None:
+            return cls(Detector(config.detection), None, History.load(None))
+        if not record.startswith(MAGIC):
+            raise ValueError(
+                f"detection state: a record starting {record[:2]!r} is not one of {MAGIC!r}"
+            )
+        (size,) = _SIZE.unpack_from(record, len(MAGIC))
+        data = json.loads(record[_HEAD : _HEAD + size])
+        return cls(Detector.from_json(data, config.detection), record, None)
 
     @property
     def history(self) -> History:

@@ -1,10 +1,10 @@
 """The window stage of one worker: raw metric records in, closed windows and dead letters out.
 
-Pure logic, no Kafka: the ingest (:mod:`perfloop.streams.ingest`) hands it batches of records per
-partition and sends what it returns. Each partition's state (open windows, watermark, the
-last offset applied) is checkpointed as one compressed blob; a record at or below the
-checkpoint's offset was already applied and is skipped, so replaying from an older committed
-offset after a crash neither loses nor double-counts a point.
+Pure logic, no Kafka: the ingest (:mod:`perfloop.streams.kafka.ingest`) hands it batches of
+records per partition and sends what it returns. Each partition's state (open windows,
+watermark, the last offset applied) is checkpointed as one compressed blob; a record at or
+below the checkpoint's offset was already applied and is skipped, so replaying from an older
+committed offset after a crash neither loses nor double-counts a point.
 
 >>> import json, time
 >>> stage = WindowStage(source_topic="metrics")
@@ -33,7 +33,7 @@ from perfloop.streams.decode import MetricDecoder
 from perfloop.streams.decoded import RawRecord, RecordLike
 from perfloop.streams.windows import Emit, PartitionWindows
 
-CHECKPOINT_VERSION = 2  # 1: all JSON (still read)
+CHECKPOINT_VERSION = 2
 _HEAD = struct.Struct("<I")
 __all__ = ["Counters", "RawRecord", "StageOutput", "WindowStage", "dead_letter"]
 
@@ -232,25 +232,22 @@ class WindowStage:
         return zlib.compress(body, 1)
 
     def restore(self, partition: int, blob: bytes) -> None:
-        """Continue a partition from :meth:`checkpoint`'s output (or a version 1 checkpoint,
-        all JSON)."""
+        """Continue a partition from :meth:`checkpoint`'s output; a checkpoint of another
+        form raises ValueError naming the version it found."""
         body = zlib.decompress(blob)
-        if body.startswith(b"{"):
-            doc = json.loads(body)
-            if doc.get("version") != 1:
-                raise ValueError(f"version: checkpoint version {doc.get('version')!r} is not 1")
-            windows = PartitionWindows.from_json(doc["windows"])
-        else:
+        try:
             (size,) = _HEAD.unpack_from(body)
             doc = json.loads(body[_HEAD.size : _HEAD.size + size])
-            if doc.get("version") != CHECKPOINT_VERSION:
-                raise ValueError(
-                    f"version: checkpoint version {doc.get('version')!r} is not "
-                    f"{CHECKPOINT_VERSION}"
-                )
-            windows = PartitionWindows.from_bytes(body[_HEAD.size + size :])
+        except (struct.error, ValueError):  # not a header of this form
+            size, doc = 0, None
+        version = doc.get("version") if isinstance(doc, dict) else None
+        if version != CHECKPOINT_VERSION:
+            found = f"of version {version!r}" if version is not None else f"starting {body[:8]!r}"
+            raise ValueError(
+                f"version: a window checkpoint {found} is not of version {CHECKPOINT_VERSION}"
+            )
         self._partitions[partition] = _Partition(
-            windows=windows,
+            windows=PartitionWindows.from_bytes(body[_HEAD.size + size :]),
             last_offset=int(doc["last_offset"]),
             counters=Counters(**doc["counters"]),
         )

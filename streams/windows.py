@@ -11,13 +11,15 @@ watermark on as if event time had kept pace with the wall clock.
 
 Updates are vectorized: a batch's points are held per window, in arrival order, until the
 window closes (or ``PENDING_POINTS`` are held, or the state is saved); then one stable sort by
-(series, window) and numpy ``reduceat`` add them to the cells, so Python loops once per
-(series, window) group however many batches its points came in. A window closing with all of
-a series' points still held, few enough for its sample, needs no cell at all: those series'
-aggregates are computed together from the held points
-(:func:`~perfloop.streams.window_cell.group_fields`), the same to the bit as a cell's.
+(series, window) and numpy ``reduceat`` add them to the cells
+(:mod:`perfloop.streams.window_fold`), so Python loops once per (series, window) group however
+many batches its points came in. A window closing with all of a series' points still held,
+few enough for its sample, needs no cell at all: those series' aggregates are computed
+together from the held points (:func:`~perfloop.streams.group_aggregates.group_fields`), the
+same to the bit as a cell's. A closed window becomes one message per service
+(:mod:`perfloop.streams.window_build`).
 
->>> from perfloop.streams.decode import DecodedBatch, SeriesKey
+>>> from perfloop.streams.decoded import DecodedBatch, SeriesKey
 >>> from perfloop.schemas.config import WindowsConfig
 >>> def batch(ts, values):
 ...     n = len(ts)
@@ -36,13 +38,10 @@ aggregates are computed together from the held points
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import struct
-from array import array
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,63 +49,20 @@ import numpy as np
 import numpy.typing as npt
 
 from perfloop.schemas.config import WindowsConfig
-from perfloop.schemas.messages import SCHEMA_VERSION, SeriesAggregate, WindowAggregate, unchecked
+from perfloop.schemas.messages import WindowAggregate
 from perfloop.streams.cell_codec import decode_cells, encode_cells
-from perfloop.streams.decode import DecodedBatch, SeriesKey
+from perfloop.streams.decoded import DecodedBatch, SeriesKey
+from perfloop.streams.reservoir import seed_prefix
 from perfloop.streams.sketch import QuantileSketch
-from perfloop.streams.window_cell import (
-    WindowCell,
-    exact_parts,
-    exact_sums,
-    group_fields,
-    held_quantiles,
-    last_positions,
-    seed_prefix,
-    stable_seed,
-)
+from perfloop.streams.window_build import Dropped, window_aggregates
+from perfloop.streams.window_cell import WindowCell
+from perfloop.streams.window_fold import Finished, OpenCells, add_to_cells, finish_groups
 
 STATE_VERSION = 1
-_MAGIC = b"PWB1"  # starts the binary form of to_bytes (JSON starts with "{")
+_MAGIC = b"PWB1"  # starts the binary form of to_bytes
 _HEAD = struct.Struct("<I")
-MAX_SERIES_PER_WINDOW = 10_000  # WindowAggregate.series' limit
-MAX_NAME = 128  # the longest window id a window message takes
 Emit = Callable[[WindowAggregate], None]
-_FEW = 8  # groups of at most this many points are added in plain Python, not numpy
 PENDING_POINTS = 1 << 16  # points held unfolded before they are added to their cells
-
-
-_Points = tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
-]  # series ids, windows, event times, values
-Finished = dict[int, dict[int, dict[str, Any]]]  # window -> series id -> aggregate fields
-
-
-def _grouped(
-    gid: npt.NDArray[np.int64],
-    w: npt.NDArray[np.int64],
-    ts: npt.NDArray[np.float64],
-    values: npt.NDArray[np.float64],
-) -> _Points:
-    """The points ordered by (series, window), in arrival order within each group."""
-    w_min = int(w.min())
-    gkey = gid * (int(w.max()) - w_min + 1) + (w - w_min)
-    if bool((gkey[1:] >= gkey[:-1]).all()):
-        return gid, w, ts, values
-    order = np.argsort(gkey, kind="stable")
-    return gid[order], w[order], ts[order], values[order]
-
-
-def _named(
-    fields: dict[str, Any], metric: str, labels: tuple[tuple[str, str], ...]
-) -> dict[str, Any]:
-    """A finished series' fields with its name (see :meth:`PartitionWindows._fold_pending`)."""
-    fields["metric"], fields["labels"] = metric, dict(labels)
-    return fields
-
-
-def _starts(gid: npt.NDArray[np.int64], w: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-    """Where each (series, window) group of :func:`_grouped` points starts."""
-    return np.flatnonzero(np.concatenate(([True], (gid[1:] != gid[:-1]) | (w[1:] != w[:-1]))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +84,6 @@ class WindowUpdate:
     late_points: int
 
 
-def window_id(service: str, start: float) -> str:
-    """The deterministic id of a service's window: ``f"{service}:{start in ms}"``."""
-    return f"{service}:{round(start * 1000)}"
-
-
 class PartitionWindows:
     """The open windows and the watermark of one partition (see the module docstring)."""
 
@@ -143,12 +94,11 @@ class PartitionWindows:
         self.last_wall: float | None = None
         self.points = 0
         self.late_points = 0
-        self.dropped_windows = 0
-        self.dropped_series = 0
+        self.dropped = Dropped()
         self._series: list[SeriesKey] = []
         self._series_ids: dict[SeriesKey, int] = {}
         self._seed_prefixes: list[str] = []  # per series, what its cells' seeds start from
-        self._windows: dict[int, dict[int, WindowCell]] = {}
+        self._windows: OpenCells = {}
         # points not yet added to cells, per window: (series id, ts, value) chunks in arrival order
         self._pending: dict[int, list[tuple[npt.NDArray[Any], ...]]] = {}
         self._pending_points = 0
@@ -275,144 +225,19 @@ class PartitionWindows:
         self._pending_points -= gid.size
         finished: Finished = {}
         if closing:
-            finished, rest = self._finish(gid, w, ts, values)
+            finished, rest = finish_groups((gid, w, ts, values), self._windows, self.config)
             if rest is None:
                 return finished
             gid, w, ts, values = rest
-        self._add_to_cells(gid, w, ts, values, closing)
-        return finished
-
-    def _finish(
-        self,
-        gid: npt.NDArray[np.int64],
-        w: npt.NDArray[np.int64],
-        ts: npt.NDArray[np.float64],
-        values: npt.NDArray[np.float64],
-    ) -> tuple[Finished, _Points | None]:
-        """The aggregates of the closing points' groups that have no cell and fit the sample
-        (:func:`group_fields`), and the points left for cells (None when there are none)."""
-        points = _grouped(gid, w, ts, values)
-        gid, w, ts, values = points
-        starts = _starts(gid, w)
-        counts = np.diff(np.append(starts, gid.size))
-        open_ = self._windows
-        fits = counts <= self.config.sample_size
-        if any(wi in open_ for wi in np.unique(w).tolist()):
-            pairs = zip(w[starts].tolist(), gid[starts].tolist(), strict=True)
-            fits &= np.array([si not in open_.get(wi, ()) for wi, si in pairs], dtype=bool)
-        if not fits.any():
-            return {}, points
-        rest: _Points | None = None
-        if not fits.all():
-            mine = np.repeat(fits, counts)
-            rest = (gid[~mine], w[~mine], ts[~mine], values[~mine])
-            gid, w, ts, values, counts = gid[mine], w[mine], ts[mine], values[mine], counts[fits]
-            starts = np.cumsum(counts) - counts
-        fields = group_fields(values, ts, starts, counts, self.config.sketch_alpha)
-        if fields is None:  # the quantiles need each cell's own sketch
-            return {}, points
-        finished: Finished = {}
-        rows = zip(w[starts].tolist(), gid[starts].tolist(), fields, strict=True)
-        for wi, si, one in rows:
-            finished.setdefault(wi, {})[si] = one
-        return finished, rest
-
-    def _add_to_cells(
-        self,
-        gid: npt.NDArray[np.int64],
-        w: npt.NDArray[np.int64],
-        ts: npt.NDArray[np.float64],
-        values: npt.NDArray[np.float64],
-        closing: bool = False,
-    ) -> None:
-        """Add points to their cells. With ``closing`` (their windows close right after), a
-        new cell that its group fits in gets no seed: only a sample that overflows uses it."""
-        gid, w, ts, values = _grouped(gid, w, ts, values)
-        n = gid.size
-        starts = _starts(gid, w)
-        counts = np.diff(np.append(starts, n))
-        mag = np.abs(values)
-        mag[mag == 0.0] = 1.0
-        keys = self._proto.keys(mag)
-        k = self.config.sample_size
-        alpha = self.config.sketch_alpha
-        windows, prefixes = self._windows, self._seed_prefixes
-
-        def cell_of(wi: int, si: int) -> WindowCell:
-            cells = windows.get(wi)
-            if cells is None:
-                cells = windows[wi] = {}
-            cell = cells.get(si)
-            if cell is None:
-                cell = cells[si] = WindowCell.empty(stable_seed(wi, prefix=prefixes[si]), alpha)
-            return cell
-
-        if starts.size == n:  # one point a group (single-point messages): plain Python
-            m, shift = exact_parts(values)
-            rows = zip(
-                w.tolist(),
-                gid.tolist(),
-                values.tolist(),
-                ts.tolist(),
-                m.tolist(),
-                shift.tolist(),
-                keys.tolist(),
-                strict=True,
-            )
-            cells: dict[int, WindowCell] | None = None
-            cell_wi = None
-            for wi, si, value, t, mi, sh, key in rows:
-                if wi != cell_wi:
-                    cells, cell_wi = windows.get(wi), wi
-                cell = None if cells is None else cells.get(si)
-                if cell is None:
-                    cell = cell_of(wi, si)
-                    cells = windows[wi]
-                cell.add_point(value, t, mi, sh, key, k)
-            return
-        sums = exact_sums(values, starts)
-        lows = np.minimum.reduceat(values, starts)
-        highs = np.maximum.reduceat(values, starts)
-        t_max, last_pos = last_positions(ts, starts, counts)
-        small = counts <= _FEW
-        few = bool(small.any())
-        value_list = values.tolist() if few else []
-        key_list = keys.tolist() if few else []
-        restore = WindowCell.restore
-        bounds = np.append(starts, n).tolist()
-        rows2 = zip(
-            w[starts].tolist(),
-            gid[starts].tolist(),
-            counts.tolist(),
-            sums,
-            lows.tolist(),
-            highs.tolist(),
-            values[last_pos].tolist(),
-            t_max.tolist(),
-            small.tolist(),
-            strict=True,
+        add_to_cells(
+            (gid, w, ts, values),
+            self._windows,
+            self._seed_prefixes,
+            self._proto,
+            self.config,
+            closing,
         )
-        for j, (wi, si, count, total, low, high, last, last_ts, is_small) in enumerate(rows2):
-            s, e = bounds[j], bounds[j + 1]
-            cells = windows.get(wi)
-            if cells is None:
-                cells = windows[wi] = {}
-            cell = cells.get(si)
-            if cell is None:
-                if count <= k:  # a new cell whose sample takes the whole group: built as is
-                    seed = 0 if closing else stable_seed(wi, prefix=prefixes[si])
-                    held = array("d", value_list[s:e] if is_small else values[s:e].tobytes())
-                    cells[si] = restore(
-                        count, total, low, high, last, last_ts, seed, held, None, alpha
-                    )
-                    continue
-                cell = cells[si] = WindowCell.empty(stable_seed(wi, prefix=prefixes[si]), alpha)
-            if is_small:
-                cell.add_few(
-                    count, total, low, high, last, last_ts, value_list[s:e], key_list[s:e], k
-                )
-            else:
-                cell.add_summary(count, total, low, high, last, last_ts, values[s:e], keys[s:e], k)
+        return finished
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -424,54 +249,17 @@ class PartitionWindows:
         out: list[WindowAggregate] = []
         push = out.append if emit is None else emit
         finished = self._fold_pending(done, closing=True)
+        length, alpha = self.config.length_s, self.config.sketch_alpha
         for wi in done:
-            for window in self._aggregates(wi, self._windows.pop(wi, {}), finished.get(wi, {})):
+            cells, held = self._windows.pop(wi, {}), finished.get(wi, {})
+            start, end = wi * length, (wi + 1) * length
+            for window in window_aggregates(
+                start, end, self._series, cells, held, alpha, self.dropped
+            ):
                 push(window)
         if done and len(self._series) > 1024 + 2 * self._open_cells_at_most():
             self._compact()
         return out
-
-    def _aggregates(
-        self, wi: int, cells: dict[int, WindowCell], finished: dict[int, dict[str, Any]]
-    ) -> Iterator[WindowAggregate]:
-        """The services' windows of window ``wi``, in service order, from its ``cells`` and
-        the ``finished`` series' fields (see :meth:`_fold_pending`); each service's cells and
-        fields leave them as its window is built."""
-        length = self.config.length_s
-        start, end = wi * length, (wi + 1) * length
-        by_service: dict[str, list[tuple[str, tuple[tuple[str, str], ...], int]]]
-        by_service = defaultdict(list)
-        for sid in itertools.chain(cells, finished):
-            key = self._series[sid]
-            by_service[key.service].append((key.metric, key.labels, sid))
-        held = [sid for sid, cell in cells.items() if cell.sketch is None]
-        quantiles = held_quantiles([cells[sid] for sid in held], self.config.sketch_alpha)
-        quantiles_of = {} if quantiles is None else dict(zip(held, quantiles, strict=True))
-        for service in sorted(by_service):
-            rows = sorted(by_service.pop(service), key=lambda r: (r[0], r[1]))
-            if len(rows) > MAX_SERIES_PER_WINDOW:
-                self.dropped_series += len(rows) - MAX_SERIES_PER_WINDOW
-                rows = rows[:MAX_SERIES_PER_WINDOW]
-            wid = window_id(service, start)
-            if len(wid) > MAX_NAME or not math.isfinite(end):  # what a window cannot carry
-                self.dropped_windows += 1
-                continue
-            series = [
-                unchecked(SeriesAggregate, _named(finished.pop(sid), m, lab))
-                if sid in finished
-                else unchecked(
-                    SeriesAggregate, cells.pop(sid).series_fields(m, lab, quantiles_of.get(sid))
-                )
-                for m, lab, sid in rows
-            ]
-            # the fields hold the schema as built: names and labels were validated as points
-            # came (IngestConfig's limits are the schema's at most), every number is finite
-            # (sums saturate), samples are at most WindowsConfig's 4,096 values
-            yield unchecked(
-                WindowAggregate,
-                {"schema_version": SCHEMA_VERSION, "window_id": wid, "service": service,
-                 "start": start, "end": end, "series": series},
-            )  # fmt: skip
 
     def _open_cells_at_most(self) -> int:
         """The open cells plus the (series, window) pairs of the held points, without adding
@@ -507,7 +295,7 @@ class PartitionWindows:
             "max_ts": self.max_ts,
             "watermark": self.watermark,
             "last_wall": self.last_wall,
-            "counters": [self.points, self.late_points, self.dropped_windows, self.dropped_series],
+            "counters": [self.points, self.late_points, self.dropped.windows, self.dropped.series],
             "series": [
                 [k.service, k.metric, [list(p) for p in k.labels]]
                 for k in (self._series[old] for old in used)
@@ -530,24 +318,18 @@ class PartitionWindows:
         pw.max_ts = data["max_ts"]
         pw._watermark = -math.inf if data["watermark"] is None else float(data["watermark"])
         pw.last_wall = data["last_wall"]
-        pw.points, pw.late_points, pw.dropped_windows, pw.dropped_series = data["counters"]
+        pw.points, pw.late_points, windows, series = data["counters"]
+        pw.dropped = Dropped(windows, series)
         for service, metric, labels in data["series"]:
             pw._intern(SeriesKey(service, metric, tuple((k, v) for k, v in labels)))
         return pw
 
     def to_json(self) -> dict[str, Any]:
-        """The whole state as JSON-able data; :meth:`from_json` continues identically."""
+        """The whole state as JSON-able data, to compare and inspect states by (the state
+        travels as :meth:`to_bytes`)."""
         head, _, remap = self._header()
         head["cells"] = [[wi, sid, cell.to_json()] for wi, sid, cell in self._cells(remap)]
         return head
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PartitionWindows:
-        """The windows that :meth:`to_json` described."""
-        pw = cls._from_header(data)
-        for wi, sid, cell in data["cells"]:
-            pw._windows.setdefault(int(wi), {})[int(sid)] = WindowCell.from_json(cell)
-        return pw
 
     def to_bytes(self) -> bytes:
         """The whole state, compactly: a JSON header (configuration, watermark, series) and
@@ -559,9 +341,10 @@ class PartitionWindows:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PartitionWindows:
-        """The windows that :meth:`to_bytes` wrote (or the JSON of :meth:`to_json`)."""
+        """The windows that :meth:`to_bytes` wrote; other bytes raise ValueError naming how
+        they start."""
         if not data.startswith(_MAGIC):
-            return cls.from_json(json.loads(data))
+            raise ValueError(f"window state: {data[:4]!r} is not the mark {_MAGIC!r}")
         at = len(_MAGIC)
         (size,) = _HEAD.unpack_from(data, at)
         at += _HEAD.size

@@ -24,7 +24,7 @@ from worker_support import wait_committed
 from perfloop.actions.executor import start_in_thread
 from perfloop.actions.signing import Keyring
 from perfloop.schemas.config import PerfloopConfig, TopicNames
-from perfloop.streams.ingest import ingest_group
+from perfloop.streams.kafka.ingest import ingest_group
 
 SECRET = "loop-e2e-secret-0123456789abcdef"
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from kafka_helpers import create_topic
 
 from perfloop.actions.kafka_clients import KafkaProducer
-from perfloop.streams.bare_records import use_bare_records
+from perfloop.streams.kafka.bare_records import use_bare_records
 
 pytestmark = pytest.mark.broker
 

@@ -12,7 +12,7 @@ from kafka_helpers import read_records
 
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.topics import create_missing_topics, topic_catalog
-from perfloop.streams.ingest import Ingest, checkpoint_topic, ingest_group
+from perfloop.streams.kafka.ingest import Ingest, checkpoint_topic, ingest_group
 
 T0 = 1_760_000_000.0
 SERVICES = [f"svc-{i}" for i in range(6)]

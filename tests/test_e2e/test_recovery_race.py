@@ -9,7 +9,7 @@ more than an agent's queue holds, and the consumer has a large batch to deliver 
 the stream partitions are resumed after recovery. Were it to deliver before the partitions
 are at their committed offsets, the flow's resumption would throw events away that are never
 read again: their partition would not be committed past them, and a breach lost that way
-would get no diagnosis (see :mod:`perfloop.streams.recovery`).
+would get no diagnosis (see :mod:`perfloop.streams.kafka.recovery`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from perfloop.actions.kafka_clients import (
     TopicPartition,
 )
 from perfloop.schemas.config import PerfloopConfig, TopicNames
-from perfloop.streams.loop_stage import ResultsProgress
+from perfloop.streams.kafka.loop_stage import ResultsProgress
 
 pytestmark = pytest.mark.broker
 

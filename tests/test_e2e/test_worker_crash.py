@@ -33,7 +33,7 @@ from worker_support import (
 )
 
 from perfloop.schemas.config import PerfloopConfig
-from perfloop.streams.ingest import ingest_group
+from perfloop.streams.kafka.ingest import ingest_group
 
 pytestmark = pytest.mark.broker
 

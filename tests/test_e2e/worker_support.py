@@ -24,7 +24,7 @@ from kafka_helpers import at_ends, partitions_of
 from perfloop.actions.kafka_clients import KafkaConsumer, KafkaProducer, TopicPartition
 from perfloop.schemas.config import PerfloopConfig, TopicNames
 from perfloop.schemas.topics import create_missing_topics, topic_catalog
-from perfloop.streams.ingest import ingest_group
+from perfloop.streams.kafka.ingest import ingest_group
 from perfloop.toml_out import to_toml
 
 PERFLOOP = str(Path(sys.executable).with_name("perfloop"))

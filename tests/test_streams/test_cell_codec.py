@@ -1,4 +1,4 @@
-"""The binary form of window cells and checkpoints: exact round trips, old checkpoints read."""
+"""The binary form of window cells and checkpoints: exact round trips, other forms refused."""
 
 from __future__ import annotations
 
@@ -58,24 +58,30 @@ def test_a_restored_cell_continues_like_the_original() -> None:
     assert copy.to_json() == cell.to_json()
 
 
-def test_a_json_checkpoint_of_version_1_is_still_read() -> None:
+def test_a_checkpoint_continues_where_it_was_written() -> None:
     body = {"service": "api", "metric": "latency_ms", "value": 5.0, "ts": T0 + 1}
     stage = WindowStage(WindowsConfig())
     stage.process(0, [RawRecord(json.dumps(body).encode(), b"api", 0, 7)], T0 + 2)
     state = stage._partitions[0]
-    old = {
-        "version": 1,
-        "last_offset": state.last_offset,
-        "counters": state.counters.__dict__,
-        "windows": state.windows.to_json(),
-    }
-    fresh = WindowStage(WindowsConfig())
-    fresh.restore(0, zlib.compress(json.dumps(old).encode()))
-    assert fresh.last_offset(0) == 7
-    assert fresh._partitions[0].windows.to_json() == state.windows.to_json()
     again = WindowStage(WindowsConfig())
     again.restore(0, stage.checkpoint(0))
-    assert again._partitions[0].windows.to_json() == state.windows.to_json()
+    assert again.last_offset(0) == 7
+    assert again.counters(0) == stage.counters(0)
+    assert again._partitions[0].windows.to_bytes() == state.windows.to_bytes()
+
+
+def test_a_checkpoint_of_another_form_is_a_clear_error() -> None:
+    stage = WindowStage(WindowsConfig())
+    stage.process(0, [], T0)
+    all_json = zlib.compress(json.dumps({"version": 1, "last_offset": 3}).encode())
+    with pytest.raises(ValueError, match="checkpoint starting b'{\"versio' is not of version 2"):
+        stage.restore(0, all_json)
+    body = zlib.decompress(stage.checkpoint(0))
+    (size,) = struct.unpack_from("<I", body)
+    head = json.dumps({**json.loads(body[4 : 4 + size]), "version": 3}).encode()
+    later = zlib.compress(struct.pack("<I", len(head)) + head + body[4 + size :])
+    with pytest.raises(ValueError, match="checkpoint of version 3 is not of version 2"):
+        stage.restore(0, later)
 
 
 def test_a_cell_whose_sample_holds_every_value_is_written_without_buckets() -> None:
@@ -93,14 +99,13 @@ def test_a_cell_whose_sample_holds_every_value_is_written_without_buckets() -> N
     assert copy.sketch is not None and copy.to_json() == held.to_json()
 
 
-def test_cells_of_codec_version_1_are_still_read() -> None:
+def test_cells_of_another_codec_version_are_a_clear_error() -> None:
     rng = np.random.default_rng(3)
-    cells = [(0, i, random_cell(rng, 0)) for i in range(5)]  # with sketches, as version 1 had
-    blob = encode_cells(cells)
+    blob = encode_cells([(0, i, random_cell(rng, 0)) for i in range(5)])
     (size,) = struct.unpack_from("<I", blob)
     head = json.loads(blob[4 : 4 + size])
     assert head["version"] == 2
     old_head = json.dumps({**head, "version": 1}).encode()
     old = struct.pack("<I", len(old_head)) + old_head + blob[4 + size :]
-    back = decode_cells(old, 0.01)
-    assert [c.to_json() for _, _, c in back] == [c.to_json() for _, _, c in cells]
+    with pytest.raises(ValueError, match="cell codec version 1 is not 2"):
+        decode_cells(old, 0.01)

@@ -440,11 +440,13 @@ def test_the_fast_parser_decides_as_the_standard_library(monkeypatch: pytest.Mon
     """pydantic-core parses the values; the outcome must be exactly the standard library's."""
     import json
 
-    import perfloop.streams.decode
+    import perfloop.streams.record_json
 
     records = [RawRecord(v, None, 2, i) for i, v in enumerate(PARSER_EDGES)]
     fast = [MetricDecoder().decode([r], now=NOW) for r in records]
-    monkeypatch.setattr(perfloop.streams.decode, "from_json", lambda raw: json.loads(raw.decode()))
+    monkeypatch.setattr(
+        perfloop.streams.record_json, "from_json", lambda raw: json.loads(raw.decode())
+    )
     slow = [MetricDecoder().decode([r], now=NOW) for r in records]
     for value, a, b in zip(PARSER_EDGES, fast, slow, strict=True):
         assert _per_point(a) == _per_point(b), value

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
+import pytest
 from window_builders import series, window
 
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import WindowAggregate
 from perfloop.streams.detect_stage import DetectStage
 from perfloop.streams.history import decode
-from perfloop.streams.service_state import MAGIC, ServiceState
+from perfloop.streams.service_state import MAGIC
 
 CONFIG = PerfloopConfig()
 
@@ -19,13 +18,9 @@ def latency(i: int, ms: float, service: str = "api") -> WindowAggregate:
     return window(i, series("latency_ms", ms, p95=ms), service=service)
 
 
-def apply(table: dict[bytes, bytes], records: list[tuple[bytes, bytes | None]]) -> None:
+def apply(table: dict[bytes, bytes], records: list[tuple[bytes, bytes]]) -> None:
     """What compaction leaves of ``records`` on top of ``table``."""
-    for key, value in records:
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
+    table.update(records)
 
 
 def test_a_breach_comes_with_the_windows_it_was_detected_on() -> None:
@@ -68,28 +63,7 @@ def test_states_written_at_a_checkpoint_restore_where_they_were() -> None:
     assert restored.services(0) == [] and restored.pending(0) == []
 
 
-def test_an_earlier_workers_records_are_read_and_replaced() -> None:
-    """The two-record layout is read; its h: records and the b: breach snapshots go at the
-    next checkpoint, and each service is left as one record."""
-    old = ServiceState.load(None, None, CONFIG)
-    for i, ms in enumerate([100, 900]):
-        old.observe(latency(i, ms), 6)
-    table = {
-        b"api": json.dumps(old.detector.to_json()).encode(),
-        b"h:api": old.history_blob(),
-        b"h:quiet": old.history_blob(),  # a history whose detector was never written
-        b"b:api:latency:1": old.history_blob(),
-        b"new": old.dump(),
-        b"h:new": old.history_blob(),  # left over: "new" is in the one-record layout
-    }
+def test_a_record_in_another_layout_is_a_clear_error() -> None:
     stage = DetectStage(CONFIG)
-    stage.restore(2, table)
-    assert stage.services(2) == [b"api", b"new", b"quiet"]
-    ((breach, history),) = stage.observe(2, latency(2, 900))
-    assert breach.windows == 2 and len(decode(history)) == 3
-    apply(table, stage.pending(2))
-    assert sorted(table) == [b"api", b"new", b"quiet"]
-    assert all(value.startswith(MAGIC) for value in table.values())
-    assert [w.start for w in ServiceState.read(table, b"api", CONFIG).windows()] == [
-        latency(i, 0).start for i in range(3)
-    ]
+    with pytest.raises(ValueError, match=r"detection state: a record starting b'\{\"'"):
+        stage.restore(0, {b"api": b'{"version": 1}'})

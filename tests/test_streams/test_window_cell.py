@@ -7,8 +7,11 @@ from array import array
 import numpy as np
 import pytest
 
+from perfloop.schemas.messages import SeriesAggregate
+from perfloop.streams.exact_sum import exact_parts
+from perfloop.streams.group_aggregates import QUANTILES, held_quantiles
 from perfloop.streams.sketch import DEFAULT_MAX_BUCKETS, QuantileSketch
-from perfloop.streams.window_cell import QUANTILES, WindowCell, exact_parts, held_quantiles
+from perfloop.streams.window_cell import WindowCell
 
 T0 = 1_700_000_000.0
 
@@ -98,3 +101,16 @@ def test_a_cell_restored_without_its_sketch_must_hold_every_value() -> None:
     sample = np.array([1.0, 2.0]).tobytes()
     with pytest.raises(ValueError, match="sketch: missing"):
         WindowCell.restore(3, 0, 1.0, 2.0, 2.0, T0, 1, array("d", sample), None, 0.01)
+
+
+def test_a_cells_aggregate_is_built_unchecked_yet_holds_the_schema() -> None:
+    """The cell builds its SeriesAggregate without validating it: the same value validation
+    would have made, and the same JSON."""
+    rng = np.random.default_rng(11)
+    for k in (4, 64):
+        cell = WindowCell.empty(seed=5, alpha=0.01)
+        cell.add(signed_values(rng, 40), T0 + np.arange(40.0), k)
+        agg = cell.to_series_aggregate("latency_ms", (("region", "eu-1"),))
+        validated = SeriesAggregate.model_validate(agg.model_dump())
+        assert agg == validated
+        assert agg.model_dump_json() == validated.model_dump_json()

@@ -13,7 +13,7 @@ from perfloop.schemas.config import WindowsConfig
 from perfloop.schemas.messages import WindowAggregate
 from perfloop.streams import windows
 from perfloop.streams.decode import MetricDecoder, RawRecord
-from perfloop.streams.window_cell import exact_sums
+from perfloop.streams.exact_sum import exact_sums
 from perfloop.streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
@@ -214,6 +214,11 @@ def test_restored_state_continues_identically() -> None:
     assert [w.model_dump() for w in rest_a] == [w.model_dump() for w in rest_b]
     assert a.to_json() == b.to_json()
     assert first and rest_a
+
+
+def test_a_state_of_another_form_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="window state: b'{\"ve' is not the mark b'PWB1'"):
+        PartitionWindows.from_bytes(json.dumps(PartitionWindows(CFG).to_json()).encode())
 
 
 def test_sample_is_deterministic_bounded_and_spans_the_window() -> None:
@@ -439,4 +444,4 @@ def test_a_window_whose_id_is_too_long_for_a_message_is_dropped_and_counted() ->
     rows = [(service, "latency_ms", T0 + 1, 5.0), ("api", "latency_ms", T0 + 2, 6.0)]
     pw = PartitionWindows(CFG)
     closed = all_windows(records(rows), pw)
-    assert [w.service for w in closed] == ["api"] and pw.dropped_windows == 1
+    assert [w.service for w in closed] == ["api"] and pw.dropped.windows == 1

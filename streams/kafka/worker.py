@@ -15,8 +15,8 @@ def run_worker(config: PerfloopConfig, loglevel: str = "info") -> None:
     """Create missing topics, then run every stream stage of the worker in this process."""
     import faust
 
-    from perfloop.streams.app import build_app
-    from perfloop.streams.ingest import IngestService
+    from perfloop.streams.kafka.app import build_app
+    from perfloop.streams.kafka.ingest import IngestService
 
     created = create_missing_topics(config.broker.bootstrap, topic_catalog(config.topics))
     if created:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from perfloop.streams.worker import GC_THRESHOLDS, tune_gc
+from perfloop.streams.kafka.worker import GC_THRESHOLDS, tune_gc
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ from perfloop.actions.signing import Keyring
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import ActionResult, Breach, Diagnosis, WindowAggregate
 from perfloop.schemas.topics import MAX_STATE_BYTES
-from perfloop.streams.batches import dead_letter_json, in_batches, writing_to
 from perfloop.streams.incident import ServiceBook, WindowArchive
+from perfloop.streams.kafka.batches import dead_letter_json, in_batches, writing_to
 from perfloop.streams.loop import Loop, LoopOutput
 
 log = logging.getLogger("perfloop.loop")

@@ -1,9 +1,8 @@
 """The Faust application: thin agents around the pure stages.
 
-- ingest (:mod:`perfloop.streams.ingest`, run beside the app): ``metrics`` -> ``perfloop.windows``
-  and
-  ``metrics.dlq``, with offset-exact window checkpoints, and detection on each window as it
-  closes -> ``perfloop.breaches`` (:mod:`perfloop.streams.detect_stage`);
+- ingest (:mod:`perfloop.streams.kafka.ingest`, run beside the app): ``metrics`` ->
+  ``perfloop.windows`` and ``metrics.dlq``, with offset-exact window checkpoints, and detection
+  on each window as it closes -> ``perfloop.breaches`` (:mod:`perfloop.streams.detect_stage`);
 - the diagnose stage and, with signing keys, the closed loop.
 
 Every topic is keyed by service, so a service's windows, breaches and state share a
@@ -20,11 +19,11 @@ import faust
 from perfloop.actions.signing import Keyring
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.topics import MAX_STATE_BYTES
-from perfloop.streams.batches import PartitionedTable
-from perfloop.streams.diagnose_stage import install_diagnose
-from perfloop.streams.ingest import PRODUCER_BATCH_BYTES, Ingest
-from perfloop.streams.loop_stage import install_loop
-from perfloop.streams.recovery import TableManager
+from perfloop.streams.kafka.batches import PartitionedTable
+from perfloop.streams.kafka.diagnose_agents import install_diagnose
+from perfloop.streams.kafka.ingest import PRODUCER_BATCH_BYTES, Ingest
+from perfloop.streams.kafka.loop_stage import install_loop
+from perfloop.streams.kafka.recovery import TableManager
 
 log = logging.getLogger("perfloop.worker")
 
@@ -61,9 +60,10 @@ def build_app(config: PerfloopConfig, keys: Keyring | None = None) -> tuple[faus
         value_serializer="raw",
         # windows (the loop reads them) are kilobytes: hold a batch, no more
         stream_buffer_maxsize=STREAM_BUFFER,
-        # recovery that loses no event read as it ends (see perfloop.streams.recovery)
+        # recovery that loses no event read as it ends (see perfloop.streams.kafka.recovery)
         TableManager=TableManager,
-        # table writes for a batch of events name their partition (see perfloop.streams.batches)
+        # table writes for a batch of events name their partition
+        # (see perfloop.streams.kafka.batches)
         Table=PartitionedTable,
     )
 

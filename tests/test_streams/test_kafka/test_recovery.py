@@ -10,8 +10,8 @@ import pytest
 from faust.tables.recovery import Recovery
 
 from perfloop.schemas.config import PerfloopConfig
-from perfloop.streams.app import build_app
-from perfloop.streams.recovery import StreamSafeRecovery
+from perfloop.streams.kafka.app import build_app
+from perfloop.streams.kafka.recovery import StreamSafeRecovery
 
 
 def test_recovery_completes_with_the_flow_stopped(

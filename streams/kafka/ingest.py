@@ -17,7 +17,8 @@ State and recovery, per partition:
   states they changed are written, and those *before* the checkpoint that covers the batch;
   the group's offset is committed only after the checkpoint (the commit serves lag
   monitoring; the checkpoint decides where to resume);
-- on assignment a partition is restored from its checkpoint and its detection states, and
+- on assignment a partition is restored from its checkpoint and its detection states (read
+  back by :class:`~perfloop.streams.kafka.state_reader.StateReader`), and
   read from the offset after the checkpoint; records at or below a checkpoint's offset are
   skipped, so a crash at any point neither loses nor double-counts a point (windows closed
   after the checkpoint are re-emitted with the same ids and contents, and their breaches with
@@ -47,8 +48,9 @@ from mode import Service
 from perfloop.schemas.config import PerfloopConfig
 from perfloop.schemas.messages import Breach, DeadLetter, WindowAggregate
 from perfloop.schemas.topics import MAX_STATE_BYTES, TopicSpec, create_missing_topics, state_topic
-from perfloop.streams.bare_records import use_bare_records
 from perfloop.streams.detect_stage import HISTORY_HEADER, DetectStage, detect_state_topic
+from perfloop.streams.kafka.bare_records import use_bare_records
+from perfloop.streams.kafka.state_reader import StateReader
 from perfloop.streams.window_stage import WindowStage
 
 log = logging.getLogger("perfloop.ingest")
@@ -66,10 +68,6 @@ IDLE_EVERY_S = 1.0
 # with about 16 % less CPU a window; the single-point bench's windows were out about 2.5
 # times as fast. Kept under the broker's default largest batch, 1 MiB.
 PRODUCER_BATCH_BYTES = 512 * 1024
-READ_TIMEOUT_S = 30.0  # the longest a restore waits for the broker without getting a record
-# how long the broker may hold the reader's fetch when it has nothing new: a held fetch also
-# holds the next request on the connection (an offset lookup waited the default 500 ms)
-READER_WAIT_MS = 50
 _VALUE = operator.attrgetter("value")
 
 
@@ -114,7 +112,7 @@ class Ingest:
         self._next_idle = 0.0
         self._stopping = False
         self._consumer: AIOKafkaConsumer | None = None
-        self._reader: AIOKafkaConsumer | None = None
+        self._reader: StateReader | None = None
         self._producer: AIOKafkaProducer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -136,14 +134,10 @@ class Ingest:
             max_request_size=max(MAX_CHECKPOINT_BYTES, MAX_STATE_BYTES) + 65_536,
             max_batch_size=PRODUCER_BATCH_BYTES,
         )
-        self._reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id=f"{worker.app_id}-checkpoints",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=max(MAX_CHECKPOINT_BYTES, MAX_STATE_BYTES) + 65_536,
-            fetch_max_wait_ms=READER_WAIT_MS,
+        self._reader = StateReader(
+            bootstrap,
+            f"{worker.app_id}-checkpoints",
+            max(MAX_CHECKPOINT_BYTES, MAX_STATE_BYTES) + 65_536,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -307,8 +301,9 @@ class Ingest:
             assert self._consumer is not None
             mine = sorted(tp.partition for tp in partitions if tp.topic == self.source)
             new = [partition for partition in mine if partition not in self.owned]
-            states = await self._read_tables(self.states.name, new, last_only=False)
-            checkpoints = await self._read_tables(self.checkpoints.name, new, last_only=True)
+            assert self._reader is not None
+            states = await self._reader.read(self.states.name, new, last_only=False)
+            checkpoints = await self._reader.read(self.checkpoints.name, new, last_only=True)
             restored = []
             for partition in new:
                 self.stage.drop(partition)
@@ -322,65 +317,6 @@ class Ingest:
                     restored.append(partition)
                 self.owned.add(partition)
             log.info("ingest: assigned %s partitions %s (restored %s)", self.source, mine, restored)
-
-    async def _read_tables(
-        self, topic: str, partitions: list[int], last_only: bool
-    ) -> dict[int, dict[bytes, bytes]]:
-        """Per partition of a compacted topic, the latest value per key, read up to the end
-        offsets it had when asked (with ``last_only``, of its last record only); a key whose
-        latest record is a deletion is left out.
-
-        The partitions are read together, and only those holding records: the reader is
-        assigned nothing otherwise, and nothing once done, so that no fetch of it waits on
-        the broker (a waiting fetch holds up the next request on its connection)."""
-        assert self._reader is not None
-        reader = self._reader
-        tps = [TopicPartition(topic, partition) for partition in partitions]
-        tables: dict[int, dict[bytes, bytes | None]] = {partition: {} for partition in partitions}
-        if not tps:
-            return {}
-        ends = await reader.end_offsets(tps)
-        begins = await reader.beginning_offsets(tps)
-        todo = {tp: ends[tp] for tp in tps if ends[tp] > begins[tp]}
-        if todo:
-            reader.assign(list(todo))
-            for tp, end in todo.items():
-                reader.seek(tp, end - 1 if last_only else begins[tp])
-            try:
-                await self._read_up_to(todo, tables)
-            finally:
-                reader.unsubscribe()
-        return {
-            partition: {key: value for key, value in table.items() if value is not None}
-            for partition, table in tables.items()
-        }
-
-    async def _read_up_to(
-        self, ends: dict[TopicPartition, int], tables: dict[int, dict[bytes, bytes | None]]
-    ) -> None:
-        """Read the assigned ``ends`` partitions into ``tables`` up to those offsets, with a
-        stall timeout that restarts at every record."""
-        assert self._reader is not None
-        reader = self._reader
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        todo = dict(ends)
-        while todo:
-            if time.monotonic() > deadline:
-                where = [
-                    f"partition {tp.partition} of {tp.topic} at {await reader.position(tp)} of "
-                    f"{end}"
-                    for tp, end in todo.items()
-                ]
-                raise TimeoutError(f"waited {READ_TIMEOUT_S:g}s for a record: {'; '.join(where)}")
-            fetched = await reader.getmany(*todo, timeout_ms=500)
-            for tp, records in fetched.items():
-                table, end = tables[tp.partition], todo[tp]
-                for record in records:
-                    deadline = time.monotonic() + READ_TIMEOUT_S
-                    if record.offset < end and record.key is not None:
-                        table[record.key] = record.value
-            for tp in [tp for tp, end in todo.items() if await reader.position(tp) >= end]:
-                del todo[tp]
 
 
 class _Listener(ConsumerRebalanceListener):
