@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo worker test lint kafka-up kafka-down bench clean
+.PHONY: install demo worker test lint kafka-up kafka-down compose bench clean
 
 $(BIN)/perfloop: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/python tools/typecheck.py bench
 
-test: lint kafka-up
+# Docker Compose v2 as the docker CLI plugin, for the compose test (built once with Go)
+compose:
+	bash deploy/install-compose.sh
+
+test: lint kafka-up compose
 	$(BIN)/pytest
 
 bench: kafka-up

@@ -14,6 +14,12 @@ SIGTERM or SIGINT (or the ``stop`` event) stops polling; the command in flight f
 Run it with ``perfloop executor`` or ``python -m perfloop.actions.executor`` (configuration from
 ``PERFLOOP_CONFIG`` and ``PERFLOOP_*``; keys from ``PERFLOOP_ACTION_KEY``); tests and
 embedders use :func:`run_executor` with a ``stop`` event, or :func:`start_in_thread`.
+
+An executor that runs as its own process (in the main thread) serves ``/healthz`` and
+``/readyz`` on ``executor.http_port`` (see :mod:`perfloop.health`): ready once the broker gave
+the actions topic's partitions and the group assigned this member its share (none is a share
+too, when the group has more members than partitions), not ready while it rebalances.
+Executors embedded in a thread (the simulator's, the tests') serve nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import FrameType
+from typing import Any
 
 from perfloop.actions.handlers import Handler, build_handlers
 from perfloop.actions.kafka_clients import (
     CommitFailedError,
+    ConsumerRebalanceListener,
     KafkaConsumer,
     KafkaError,
     KafkaProducer,
@@ -40,6 +48,7 @@ from perfloop.actions.kafka_clients import (
 from perfloop.actions.runner import CommandRunner
 from perfloop.actions.signing import Keyring
 from perfloop.actions.store import ActionStore
+from perfloop.health import Readiness, probe_routes, serve
 from perfloop.schemas.config import PerfloopConfig, load_config
 from perfloop.schemas.messages import ActionResult
 
@@ -110,13 +119,19 @@ class Executor:
                 )
             time.sleep(0.2)
 
-    def run(self, stop: threading.Event, ready: Callable[[], None] | None = None) -> None:
-        """Recover, then consume until ``stop`` is set; always closes the clients."""
+    def run(
+        self,
+        stop: threading.Event,
+        ready: Callable[[], None] | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
+        """Recover, then consume until ``stop`` is set; always closes the clients.
+        ``ready`` is called once subscribed; ``readiness`` follows the group's assignments."""
         try:
             for result in self.runner.recover():
                 self.publish(result)
             self._await_topic_metadata()
-            self.consumer.subscribe([self.topic])
+            self.consumer.subscribe([self.topic], listener=_Assignments(readiness))
             if ready is not None:
                 ready()
             while not stop.is_set():
@@ -149,6 +164,21 @@ class Executor:
                 log.warning("close failed: %s", exc)
 
 
+class _Assignments(ConsumerRebalanceListener):
+    """Tells ``readiness`` when the group assigned partitions and when it takes them back."""
+
+    def __init__(self, readiness: Readiness | None) -> None:
+        self.readiness = readiness
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self.readiness is not None:
+            self.readiness.not_ready("rebalancing")
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.readiness is not None:
+            self.readiness.ready(f"assigned {len(assigned)} partitions of the actions topic")
+
+
 def run_executor(
     config: PerfloopConfig,
     *,
@@ -161,12 +191,20 @@ def run_executor(
     """Run the executor until ``stop`` is set (or SIGTERM/SIGINT when in the main thread).
 
     ``keys`` default to ``PERFLOOP_ACTION_KEY``; ``handlers`` add handler objects by name.
+    In the main thread it also serves the health endpoints on ``executor.http_port``.
     """
     keys = keys or Keyring.from_env(os.environ if environ is None else environ)
     stop = stop or threading.Event()
+    readiness = Readiness("recovering, then joining the group")
+    server = None
     if threading.current_thread() is threading.main_thread():
         _on_signals(stop)
-    Executor(config, keys, handlers).run(stop, ready)
+        server = serve(config.executor.http_port, probe_routes(readiness), "executor.http_port")
+    try:
+        Executor(config, keys, handlers).run(stop, ready, readiness)
+    finally:
+        if server is not None:
+            server.close()
 
 
 def start_in_thread(

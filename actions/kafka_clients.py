@@ -11,13 +11,14 @@ import warnings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
     from kafka.structs import OffsetAndMetadata, TopicPartition
 
 __all__ = [
     "CommitFailedError",
+    "ConsumerRebalanceListener",
     "KafkaAdminClient",
     "KafkaConsumer",
     "KafkaError",

@@ -4,6 +4,8 @@ The signature is HMAC-SHA256 (hex) over the canonical JSON of the command: every
 except ``signature``, keys sorted, no whitespace, ASCII only. ``PERFLOOP_ACTION_KEY`` holds
 the keys: a bare secret (key id ``default``) or ``kid1:secret1,kid2:secret2``, where the
 first key signs and every key verifies (rotation). Secrets are at least 16 characters.
+``PERFLOOP_ACTION_KEY_FILE`` names a file holding the same text instead (a Docker or
+Kubernetes secret); setting both is an error.
 
 >>> keys = Keyring.parse("k2:new-secret-0123456789,k1:old-secret-0123456789")
 >>> cmd = build_command(incident_id="inc-1", service="api", area="memory", cause="cache",
@@ -27,12 +29,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from perfloop.actions.catalog import DEVICES, remedy, validate_params
 from perfloop.schemas.messages import ActionCommand
 
 ENV_KEY = "PERFLOOP_ACTION_KEY"
+ENV_KEY_FILE = "PERFLOOP_ACTION_KEY_FILE"
 DEFAULT_KEY_ID = "default"
 MIN_SECRET_LENGTH = 16
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -46,11 +50,12 @@ class Keyring:
     secrets: Mapping[str, bytes]
 
     @classmethod
-    def parse(cls, text: str) -> Keyring:
-        """Keys from the ``PERFLOOP_ACTION_KEY`` format; ``ValueError`` naming the fault."""
+    def parse(cls, text: str, source: str = ENV_KEY) -> Keyring:
+        """Keys from the ``PERFLOOP_ACTION_KEY`` format; ``ValueError`` naming ``source`` and
+        the fault."""
         text = text.strip()
         if not text:
-            raise ValueError(f"{ENV_KEY}: empty; set a secret or 'kid:secret,...'")
+            raise ValueError(f"{source}: empty; set a secret or 'kid:secret,...'")
         if ":" not in text and "," not in text:
             pairs = [(DEFAULT_KEY_ID, text)]
         else:
@@ -58,27 +63,43 @@ class Keyring:
             for i, item in enumerate(text.split(",")):
                 kid, sep, secret = item.strip().partition(":")
                 if not sep or not _KID.match(kid):
-                    raise ValueError(f"{ENV_KEY}: item {i + 1} is not 'kid:secret' (kid {kid!r})")
+                    raise ValueError(f"{source}: item {i + 1} is not 'kid:secret' (kid {kid!r})")
                 pairs.append((kid, secret))
         secrets: dict[str, bytes] = {}
         for kid, secret in pairs:
             if len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
-                    f"{ENV_KEY}: the secret of key {kid!r} is shorter than "
+                    f"{source}: the secret of key {kid!r} is shorter than "
                     f"{MIN_SECRET_LENGTH} characters"
                 )
             if kid in secrets:
-                raise ValueError(f"{ENV_KEY}: key id {kid!r} appears twice")
+                raise ValueError(f"{source}: key id {kid!r} appears twice")
             secrets[kid] = secret.encode()
         return cls(pairs[0][0], secrets)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Keyring:
-        """The keys in ``environ[PERFLOOP_ACTION_KEY]``; ``ValueError`` if unset."""
-        text = environ.get(ENV_KEY)
+        """The keys in ``environ[PERFLOOP_ACTION_KEY]`` or in the file named by
+        ``PERFLOOP_ACTION_KEY_FILE``; ``ValueError`` if neither or both are set."""
+        text, path = environ.get(ENV_KEY), environ.get(ENV_KEY_FILE)
+        if text is not None and path is not None:
+            raise ValueError(f"{ENV_KEY} and {ENV_KEY_FILE} are both set; set one")
+        if path is not None:
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise ValueError(f"{ENV_KEY_FILE}: cannot read {path!r}: {exc.strerror}") from None
+            return cls.parse(text, f"{ENV_KEY_FILE} ({path})")
         if text is None:
-            raise ValueError(f"{ENV_KEY}: not set; the action channel needs a signing key")
+            raise ValueError(
+                f"{ENV_KEY}: not set (nor {ENV_KEY_FILE}); the action channel needs a signing key"
+            )
         return cls.parse(text)
+
+    @staticmethod
+    def configured(environ: Mapping[str, str]) -> bool:
+        """Whether ``environ`` names signing keys (a key or a key file)."""
+        return bool(environ.get(ENV_KEY) or environ.get(ENV_KEY_FILE))
 
     def __repr__(self) -> str:  # never print secrets
         return f"Keyring(signing={self.signing!r}, key_ids={sorted(self.secrets)!r})"

@@ -63,6 +63,22 @@ def cmd_executor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from perfloop.schemas.config import load_config
+
+    if args.group is not None:
+        from perfloop.group_health import member_here
+
+        ok, line = member_here(load_config(args.config).broker.bootstrap, args.group, args.timeout)
+    else:
+        from perfloop.health import check
+
+        port = args.port if args.port is not None else load_config(args.config).worker.http_port
+        ok, line = check(port, ready=args.ready, host=args.host, timeout_s=args.timeout)
+    print(f"{'ok' if ok else 'failing'}: {line}")
+    return 0 if ok else 1
+
+
 def _kafka_tool(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a Kafka tool command; a Kafka error becomes a one-line message and exit code 2."""
     from perfloop.actions.kafka_clients import KafkaError
@@ -189,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     executor.add_argument("--config", default=None, help="TOML file (default: PERFLOOP_CONFIG)")
     executor.add_argument("--loglevel", default="info")
     executor.set_defaults(func=cmd_executor)
+
+    health = sub.add_parser("health", help="ask a worker or executor's health endpoint")
+    health.add_argument("--port", type=int, default=None, help="default: worker.http_port")
+    health.add_argument("--host", default="127.0.0.1")
+    health.add_argument("--ready", action="store_true", help="/readyz instead of /healthz")
+    health.add_argument(
+        "--group", default=None,
+        help="instead: is an executor of this host a member of this consumer group",
+    )  # fmt: skip
+    health.add_argument("--timeout", type=float, default=3.0, metavar="S")
+    health.add_argument("--config", default=None, help="TOML file (default: PERFLOOP_CONFIG)")
+    health.set_defaults(func=cmd_health)
 
     schemas = sub.add_parser("schemas", help="message contracts")
     schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True)

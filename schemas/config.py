@@ -212,6 +212,8 @@ class ExecutorConfig(_Section):
     signing keys honoured. ``executor_id`` names this executor in results (default: host and
     process id). ``group_instance_id`` turns on Kafka static membership: an executor restarted
     with the same id takes its partitions back at once instead of after the session timeout.
+    ``http_port`` serves ``/healthz`` and ``/readyz`` when the executor runs as its own process
+    (``perfloop executor``; 0 turns it off).
     """
 
     group: str = "perfloop-executor"
@@ -227,6 +229,7 @@ class ExecutorConfig(_Section):
     send_timeout_s: float = Field(default=30.0, gt=0)
     group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,128}$")
     session_timeout_ms: int = Field(default=45_000, ge=1_000, le=1_800_000)
+    http_port: int = Field(default=8001, ge=0, le=65_535)
 
 
 class WorkerConfig(_Section):
@@ -237,13 +240,16 @@ class WorkerConfig(_Section):
     ``checkpoint_interval_s`` (default 1 s) is how often the window state of a busy partition
     is written to the compacted topic ``<app_id>.window-checkpoints``; offsets are committed
     only once a checkpoint covers them. A crash replays at most about that much input; a
-    longer interval costs less per point but replays more after a crash."""
+    longer interval costs less per point but replays more after a crash.
+
+    ``http_port`` serves ``/healthz`` and ``/readyz`` (0 turns it off)."""
 
     app_id: str = "perfloop"
     state_dir: str = ".perfloop/worker"
     session_timeout_s: float = Field(default=10.0, ge=1.0, le=300.0)
     heartbeat_interval_s: float = Field(default=3.0, gt=0, le=60.0)
     checkpoint_interval_s: float = Field(default=1.0, gt=0, le=60.0)
+    http_port: int = Field(default=8000, ge=0, le=65_535)
 
 
 class PerfloopConfig(_Section):

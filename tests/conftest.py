@@ -18,6 +18,11 @@ import pytest
 from perfloop.schemas.config import PerfloopConfig, TopicNames
 from perfloop.schemas.topics import create_missing_topics, topic_catalog
 
+# the workers and executors the tests start as processes serve no health endpoints unless a
+# test asks for one: several run at once, and a fixed port would let only one of them start
+os.environ.setdefault("PERFLOOP_WORKER__HTTP_PORT", "0")
+os.environ.setdefault("PERFLOOP_EXECUTOR__HTTP_PORT", "0")
+
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[str]:

@@ -42,7 +42,7 @@ class ExecutorProcess:
     def __init__(self, config_file: Path, log: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERFLOOP_")}
         env.update(PERFLOOP_CONFIG=str(config_file), PERFLOOP_ACTION_KEY=SECRET,
-                   PYTHONPATH=str(REPO))  # fmt: skip
+                   PERFLOOP_EXECUTOR__HTTP_PORT="0", PYTHONPATH=str(REPO))  # fmt: skip
         self.log_path = log
         self.log = log.open("ab")
         self.proc = subprocess.Popen(

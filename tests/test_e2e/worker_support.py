@@ -53,6 +53,7 @@ def worker_config(broker: str, state: Path, **sections: dict[str, Any]) -> Perfl
             "state_dir": str(state / f"worker-{unique}"),
             "session_timeout_s": 6.0,
             "heartbeat_interval_s": 1.0,
+            "http_port": 0,  # tests run several workers at once
         },
     }
     for name, values in sections.items():
