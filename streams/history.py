@@ -8,8 +8,8 @@ the samples are left out. That is about 100 bytes a series, half of the window's
 
 A history is :data:`MAGIC` and its records, oldest first, each prefixed by its length and its
 header's length (two little-endian uint32). :class:`History` appends a window and drops the
-oldest by slicing bytes, without decoding anything; :func:`decode` gives the windows back
-(and also reads the older form, a JSON array of windows).
+oldest by slicing bytes, without decoding anything; :func:`decode` gives the windows back.
+Bytes of any other form are an error that says what they start with.
 
 >>> from perfloop.schemas.messages import SeriesAggregate
 >>> def window(start):
@@ -87,6 +87,11 @@ def _head(blob: bytes, at: int) -> tuple[list[Any], int]:
     return head, start + head_size
 
 
+def _check_magic(blob: bytes) -> None:
+    if not blob.startswith(MAGIC):
+        raise ValueError(f"history: bytes starting {blob[:8]!r} are not a history of windows")
+
+
 def decode(
     blob: bytes | None, memo: dict[bytes, WindowAggregate] | None = None
 ) -> list[WindowAggregate]:
@@ -97,8 +102,7 @@ def decode(
     of their windows. The windows are then shared too; nothing may change them."""
     if not blob:
         return []
-    if not blob.startswith(MAGIC):  # the older form: a JSON array of windows
-        return [WindowAggregate.model_validate(w) for w in json.loads(blob)]
+    _check_magic(blob)
     memo = {} if memo is None else memo
     records = [blob[at : at + size] for at, size in _records(blob)]
     new = [record for record in dict.fromkeys(records) if record not in memo]
@@ -132,14 +136,10 @@ class History:
 
     @classmethod
     def load(cls, blob: bytes | None) -> History:
-        """The history a table held (either form), or an empty one."""
+        """The history a table held, or an empty one."""
         if not blob:
             return cls(MAGIC, [], None)
-        if not blob.startswith(MAGIC):
-            windows = decode(blob)
-            encoded = [encode(w) for w in windows]
-            latest = windows[-1].start if windows else None
-            return cls(MAGIC + b"".join(encoded), [len(r) for r in encoded], latest)
+        _check_magic(blob)
         records = _records(blob)
         latest = float(_head(blob, records[-1][0])[0][2]) if records else None
         return cls(blob, [size for _, size in records], latest)

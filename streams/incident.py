@@ -128,14 +128,6 @@ class RecentWindow:
     end: float
     observations: dict[str, WindowObservation]
 
-    def to_json(self) -> list[Any]:
-        return [self.start, self.end, {k: o.to_json() for k, o in self.observations.items()}]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> RecentWindow:
-        start, end, obs = data
-        return cls(start, end, {k: WindowObservation.from_json(o) for k, o in obs.items()})
-
     def to_bytes(self) -> bytes:
         """A compact form: a line of JSON (times, and each signal's statistic, sample size and
         counts), then every sample as little-endian float64, in the signals' order.
@@ -299,20 +291,15 @@ class ServiceBook:
 
     @classmethod
     def loads(cls, blob: bytes, archive: WindowArchive | None = None) -> ServiceBook:
-        """The book :meth:`dumps` wrote, its windows in ``archive``. A book of the earlier
-        form, which held its recent windows itself, moves them into the archive."""
+        """The book :meth:`dumps` wrote, its windows in ``archive``."""
         doc = json.loads(blob)
         book = cls(
             service=doc["service"],
             incidents={a: Incident.from_json(i) for a, i in doc["incidents"].items()},
-            windows=[(float(s), float(e)) for s, e in doc.get("windows", [])],
+            windows=[(float(s), float(e)) for s, e in doc["windows"]],
             closed=list(doc["closed"]),
             pending_diagnoses=dict(doc["pending_diagnoses"]),
-            pending_results=dict(doc.get("pending_results", {})),
+            pending_results=dict(doc["pending_results"]),
             archive=WindowArchive() if archive is None else archive,
         )
-        for data in doc.get("recent", []):
-            window = RecentWindow.from_json(data)
-            book.archive.put(book.service, window)
-            bisect.insort(book.windows, (window.start, window.end))
         return book

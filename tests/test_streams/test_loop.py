@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -17,7 +15,7 @@ from perfloop.schemas.messages import (
     SeriesAggregate,
     WindowAggregate,
 )
-from perfloop.streams.incident import ServiceBook, WindowArchive
+from perfloop.streams.incident import ServiceBook
 from perfloop.streams.loop import Loop, LoopOutput
 
 T0 = 1_790_000_000.0
@@ -324,19 +322,6 @@ def test_windows_are_kept_for_the_retained_span_of_event_time() -> None:
     assert old.transitions == [] and len(run.book.archive.store) == retained + 1
     again = run.book.archive.get("api", newest)
     assert again is not None and again.observations["memory_bytes.max"].stat is not None
-
-
-def test_a_book_that_kept_its_windows_itself_moves_them_to_the_archive() -> None:
-    run = Run()
-    run.windows(3, 40e9)
-    kept = [run.book.archive.get("api", s) for s, _ in run.book.windows]
-    doc = json.loads(run.book.dumps())
-    del doc["windows"]
-    doc["recent"] = [w.to_json() for w in kept if w is not None]
-    archive = WindowArchive()
-    restored = ServiceBook.loads(json.dumps(doc).encode(), archive)
-    assert restored.windows == run.book.windows
-    assert archive.store == run.book.archive.store
 
 
 def test_a_remedy_held_back_by_the_cooldown_is_issued_at_the_same_window_in_a_replay() -> None:
