@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from perfloop.schemas.config import DetectionConfig, WindowsConfig
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS
+from perfloop.schemas.vocabulary import non_negative_metrics
 from perfloop.streams.decode import MetricDecoder, RawRecord
 from perfloop.streams.detect import Detector
 from perfloop.streams.windows import PartitionWindows
 
 T0 = 1_700_000_000.0
 NOW = T0 + 1e6
-METRICS = sorted(NON_NEGATIVE_METRICS)
+METRICS = sorted(non_negative_metrics())
 
 
 @dataclass

@@ -42,7 +42,7 @@ from perfloop.schemas.fields import (
     Timestamp,
     Verdict,
 )
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, causes_of, remedies_of
+from perfloop.schemas.vocabulary import causes_of, non_negative_metrics, remedies_of
 
 SCHEMA_VERSION: Final = 1
 MAX_BATCH_POINTS = 100_000
@@ -70,7 +70,7 @@ def _check_cause(area: str, cause: str) -> None:
 
 
 def _non_negative(metric: str, value: float) -> None:
-    if metric in NON_NEGATIVE_METRICS and value < 0:
+    if metric in non_negative_metrics() and value < 0:
         raise ValueError(f"value: {value!r} is negative, but metric {metric!r} cannot be negative")
 
 
@@ -105,7 +105,7 @@ class MetricBatch(Message):
             raise ValueError(
                 f"values: length {len(self.values)} differs from ts length {len(self.ts)}"
             )
-        if self.metric in NON_NEGATIVE_METRICS:
+        if self.metric in non_negative_metrics():
             for value in self.values:
                 _non_negative(self.metric, value)
         return self

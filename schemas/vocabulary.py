@@ -10,13 +10,13 @@ by a plugin is known everywhere at once.
 ('reduce_ttl', 'increase_eviction', 'compress_data')
 >>> is_known_remedy("cache", "capacity", "compress_data")
 True
->>> "latency_db_ms" in NON_NEGATIVE_METRICS, "temperature_c" in NON_NEGATIVE_METRICS
+>>> "latency_db_ms" in non_negative_metrics(), "temperature_c" in non_negative_metrics()
 (True, False)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+from functools import lru_cache
 
 from perfloop.areas import registry
 
@@ -67,31 +67,12 @@ def area_metrics(area: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*trigger_metrics(area), *registry.get(area).cause_metrics)))
 
 
-class _AreaMetrics(Set[str]):
-    """The metrics of every registered area, as a set that follows the registry."""
-
-    _seen: tuple[int, frozenset[str]] | None = None
-
-    def _names(self) -> frozenset[str]:
-        generation = registry.generation()
-        if self._seen is None or self._seen[0] != generation:
-            found = frozenset(m for a in registry.names() for m in area_metrics(a))
-            self._seen = (generation, found)
-        return self._seen[1]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
-
-    def __repr__(self) -> str:
-        return f"AreaMetrics({sorted(self._names())})"
+def non_negative_metrics() -> frozenset[str]:
+    """Every metric of the registered areas. Each is a size, a duration, a count, a rate or a
+    ratio: none of them can be negative."""
+    return _metrics(registry.generation())
 
 
-#: Every metric of the vocabulary is a size, a duration, a count, a rate or a ratio: none of
-#: them can be negative.
-NON_NEGATIVE_METRICS: Set[str] = _AreaMetrics()
+@lru_cache(maxsize=1)
+def _metrics(generation: int) -> frozenset[str]:
+    return frozenset(m for a in registry.names() for m in area_metrics(a))

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from perfloop.schemas.config import IngestConfig
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS
+from perfloop.schemas.vocabulary import non_negative_metrics
 from perfloop.streams.decoded import (
     DecodedBatch,
     RawRecord,
@@ -184,7 +184,7 @@ class MetricDecoder:
         if not bool(np.isfinite(values).all()):
             return None
         negative = np.flatnonzero(values < 0.0)
-        if negative.size and not NON_NEGATIVE_METRICS.isdisjoint(
+        if negative.size and not non_negative_metrics().isdisjoint(
             [pairs[i][1] for i in negative.tolist()]
         ):
             return None

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from perfloop.schemas.config import IngestConfig
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS
+from perfloop.schemas.vocabulary import non_negative_metrics
 from perfloop.streams.decoded import Labels, SeriesKey
 
 _NAME = re.compile(r"[A-Za-z0-9_.:/@-]+")
@@ -92,7 +92,7 @@ class PointRules:
         """A point's series, ts and value; ``max_ts`` is the latest ts accepted."""
         key = self.series(obj, POINT_FIELDS, POINT_REQUIRED, "point")
         value = number("value", obj["value"])
-        if value < 0 and key.metric in NON_NEGATIVE_METRICS:
+        if value < 0 and key.metric in non_negative_metrics():
             raise BadField("value", negative("value", obj["value"], key.metric))
         ts = number("ts", obj["ts"])
         self.check_ts("ts", ts, max_ts)
@@ -128,7 +128,7 @@ class PointRules:
         if bad.any():
             i = int(bad.argmax())
             raise BadField("values", f"values[{i}]: {float(values[i])!r} is not a finite number")
-        if key.metric in NON_NEGATIVE_METRICS and float(values.min()) < 0:
+        if key.metric in non_negative_metrics() and float(values.min()) < 0:
             i = int(values.argmin())
             raise BadField("values", negative(f"values[{i}]", val_list[i], key.metric))
         return key, ts, values

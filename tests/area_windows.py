@@ -1,5 +1,5 @@
-"""Windows of simulated services for the area tests: each area's own profile emits the
-points, which are summarised into the window aggregates the stages read."""
+"""Windows of simulated services for the area tests: the simulator emits the points (each
+area's own profile), which are summarised into the window aggregates the stages read."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from perfloop.areas import registry
 from perfloop.schemas.messages import SeriesAggregate, WindowAggregate
+from perfloop.simulator.scenario import ServiceSpec
+from perfloop.simulator.services import ServiceModel
 
 T0 = 1_790_000_000.0
 LENGTH_S = 10.0
@@ -35,32 +36,22 @@ def window(i: int, series: Mapping[str, np.ndarray], service: str = "svc") -> Wi
 
 
 class Simulated:
-    """One service of every registered area, with faults ``levels`` (``"area/cause"`` ->
-    level); ``windows(k)`` gives its next ``k`` windows."""
+    """One simulated service (the simulator's own :class:`ServiceModel`: every registered
+    area's profile) with faults ``levels`` (``"area/cause"`` -> level); ``windows(k)`` gives
+    its next ``k`` windows."""
 
     def __init__(self, seed: int = 0, levels: Mapping[str, float] | None = None) -> None:
-        self.rng = np.random.default_rng(seed)
+        spec = ServiceSpec(name="svc", throughput_target_rps=TARGET_RPS)
+        self.model = ServiceModel(spec, np.random.default_rng(seed), RATE)
         self.levels = dict(levels or {})
-        self.areas = registry.areas()
-
-        def jitter(x: float) -> float:
-            return float(x * self.rng.uniform(0.9, 1.1))
-
-        self.bases = [a.profile.baseline(1.0, jitter) for a in self.areas]
         self.next = 0
 
     def windows(self, k: int) -> list[WindowAggregate]:
         n = int(LENGTH_S * RATE)
         out = []
         for _ in range(k):
-            series: dict[str, np.ndarray] = {}
-            for area, base in zip(self.areas, self.bases, strict=True):
-
-                def level(cause: str, area: str = area.name) -> np.ndarray:
-                    return np.full(n, self.levels.get(f"{area}/{cause}", 0.0))
-
-                emitted = area.profile.emit(base, np.ones(n), level, self.rng, TARGET_RPS, RATE)
-                series.update({m: np.maximum(v, 0.0) for m, v in emitted.items()})
-            out.append(window(self.next, series))
+            t = (self.next + np.arange(n) / n) * LENGTH_S
+            levels = {key: np.full(n, level) for key, level in self.levels.items()}
+            out.append(window(self.next, self.model.emit(t, np.ones(n), levels)))
             self.next += 1
         return out

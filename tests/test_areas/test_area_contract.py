@@ -19,7 +19,7 @@ from perfloop.areas.view import SeriesView
 from perfloop.models.diagnoser import Diagnoser
 from perfloop.schemas.config import DetectionConfig, VerificationConfig
 from perfloop.schemas.messages import Breach
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, area_metrics
+from perfloop.schemas.vocabulary import area_metrics, non_negative_metrics
 from perfloop.streams.detect import Detector
 from perfloop.streams.signals import window_observations
 
@@ -43,7 +43,7 @@ def test_causes_and_remedies_are_the_catalogs(area: Area) -> None:
 @pytest.mark.parametrize("area", AREAS, ids=lambda a: a.name)
 def test_signals_are_in_the_vocabulary_and_simulated(area: Area) -> None:
     metrics = area_metrics(area.name)
-    assert set(metrics) <= NON_NEGATIVE_METRICS
+    assert set(metrics) <= non_negative_metrics()
     (w,) = Simulated(seed=1).windows(1)
     assert set(metrics) <= {s.metric for s in w.series}
     readings = area.read(SeriesView(w, DETECTION))

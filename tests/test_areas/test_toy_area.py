@@ -21,7 +21,7 @@ from perfloop.areas.view import SeriesView
 from perfloop.models.diagnoser import Diagnoser
 from perfloop.schemas.config import PerfloopConfig, ThresholdRule
 from perfloop.schemas.messages import ActionResult, Breach, Label
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, areas
+from perfloop.schemas.vocabulary import areas, non_negative_metrics
 from perfloop.streams.detect import Detector
 from perfloop.streams.incident import ServiceBook
 from perfloop.streams.loop import Loop, LoopOutput
@@ -142,14 +142,14 @@ def test_a_registered_area_goes_round_the_whole_loop() -> None:
 def test_a_registered_area_is_in_the_vocabulary_until_it_is_removed() -> None:
     label = {"incident_id": "i", "service": "s", "area": "disk", "cause": "tmp", "ts": 1.8e9}
     with registry.registered(Disk()):
-        assert areas()[-1] == "disk" and "disk_used_ratio" in NON_NEGATIVE_METRICS
+        assert areas()[-1] == "disk" and "disk_used_ratio" in non_negative_metrics()
         assert Label.model_validate(label).cause == "tmp"
         assert "disk" in Label.model_json_schema()["properties"]["area"]["enum"]
         assert [r.name for r in catalog() if r.area == "disk"] == ["rotate_logs", "clean_tmp"]
         assert "| disk | tmp | `clean_tmp` |" in markdown_table()
         with pytest.raises(ValueError, match="already registered"):
             registry.register(Disk())
-    assert "disk" not in areas() and "disk_used_ratio" not in NON_NEGATIVE_METRICS
+    assert "disk" not in areas() and "disk_used_ratio" not in non_negative_metrics()
     with pytest.raises(ValueError, match="unknown area 'disk'"):
         Label.model_validate(label)
 

@@ -18,7 +18,7 @@ from simulator_support import (
 )
 
 from perfloop.schemas.messages import MetricBatch
-from perfloop.schemas.vocabulary import NON_NEGATIVE_METRICS, remedy_tree
+from perfloop.schemas.vocabulary import non_negative_metrics, remedy_tree
 from perfloop.simulator import Scenario, Simulation, load_scenario, metrics
 from perfloop.simulator.scenario import BUNDLED
 
@@ -35,7 +35,7 @@ ATTRIBUTION_SIGNAL = {
 def test_every_metric_of_the_vocabulary_is_emitted_as_valid_batches() -> None:
     sim = Simulation(scenario(), seed=3, rate=4.0, start_ts=T0)
     batches = run_for(sim, 5.0)
-    assert {b["metric"] for b in batches} == set(metrics()) == NON_NEGATIVE_METRICS
+    assert {b["metric"] for b in batches} == set(metrics()) == non_negative_metrics()
     for b in batches:
         batch = MetricBatch.model_validate(b)
         assert batch.service == "api" and len(batch.ts) == len(batch.values) >= 1
